@@ -1,0 +1,1 @@
+"""ml-pipelines: Dagster assets from YAML model configs."""

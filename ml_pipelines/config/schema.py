@@ -1,0 +1,328 @@
+"""The model-config schema: every key of the old generator's format, normalised.
+
+Pure pydantic; nothing here knows of Dagster or AWS. Loose values ("10", "60 * 5",
+"timedelta(hours=1)", "success,failed", "None") are parsed by `values.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from ml_pipelines.config import values
+
+ENVIRONMENTS = ("LOCAL", "DEV", "BETA", "PROD")
+CLOUD_ENVIRONMENTS = ("DEV", "BETA", "PROD")
+KERNELS = (
+    "python3",
+    "python2",
+    "tensorflow2_p36",
+    "tensorflow_p36",
+    "tensorflow_p27",
+    "mxnet_py36",
+    "mxnet_py27",
+    "pytorch_p36",
+)
+# Glue worker types and the most workers each allows (None: no documented cap here).
+GLUE_WORKER_LIMITS: dict[str, int | None] = {
+    "Standard": None,
+    "G.025X": None,
+    "G.1X": 299,
+    "G.2X": 149,
+    "G.4X": None,
+    "G.8X": None,
+    "Z.2X": None,
+}
+SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually")
+
+
+def _optional(v: Any) -> Any:
+    return values.none_if_blank(v)
+
+
+Int = Annotated[int, BeforeValidator(values.parse_int)]
+Number = Annotated[float, BeforeValidator(values.parse_number)]
+Seconds = Annotated[float, BeforeValidator(values.parse_seconds)]
+Delta = Annotated[timedelta, BeforeValidator(values.parse_timedelta)]
+Day = Annotated[date, BeforeValidator(values.parse_date)]
+CommaList = Annotated[list[str], BeforeValidator(values.parse_comma_list)]
+OptionalStr = Annotated[str | None, BeforeValidator(_optional)]
+Text = Annotated[str, BeforeValidator(lambda v: "" if v is None else str(v) if isinstance(v, (int, float)) else v)]
+
+
+class StepKind(str, Enum):
+    CONTAINER_IMAGE = "container_image"
+    NOTEBOOK = "notebook"
+    SQL = "sql"
+    GLUE = "glue"
+    PYTHON_SCRIPT = "python_script"
+    EXTERNAL_WAIT = "external_wait"
+
+
+class Model(BaseModel):
+    """Unknown keys are errors (with a did-you-mean from the loader)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, protected_namespaces=())
+
+
+class BucketConfig(Model):
+    model_bucket: str = Field(min_length=3, description="S3 bucket for the step's input and output files.")
+
+
+BucketsByEnv = dict[Literal["LOCAL", "DEV", "BETA", "PROD"], BucketConfig]
+
+
+class StepBase(Model):
+    kind: ClassVar[StepKind]
+
+    name: str = Field(min_length=1, description="Step name, unique in the pipeline; the asset key's last part.")
+    type: OptionalStr = Field(
+        None, description="Airflow operator name (BashOperator, PythonOperator, ExternalTaskSensor); informational."
+    )
+    upstream_task_name: CommaList = Field(
+        default_factory=list, description="Names of steps in the same pipeline this step runs after."
+    )
+    templates_dict: dict[str, Text] = Field(
+        default_factory=dict, description="Jinja templates rendered per run and passed to the step as parameters."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_word(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_\-]*", v):
+            raise ValueError("a step name may hold only letters, digits, '_' and '-'")
+        return v
+
+
+class ContainerImageStep(StepBase):
+    """`ecr_container_creation`: the runtime (image) the pipeline's notebooks execute in."""
+
+    kind: ClassVar[StepKind] = StepKind.CONTAINER_IMAGE
+    kernel: Literal[KERNELS] = Field("python3", description="Base kernel image.")  # type: ignore[valid-type]
+    requirements_file_name: OptionalStr = Field(
+        None, description="Requirements file in the model folder; default requirements.txt."
+    )
+
+
+class NotebookDetails(Model):
+    instance_type: str = Field("ml.m5.large", description="SageMaker Processing instance type.")
+    instance_count: Int = Field(1, ge=1, description="Number of instances.")
+    volume_size_InGB: Int = Field(40, ge=1, description="Attached volume size in GB.")
+
+
+class NotebookStep(StepBase):
+    """`sagemaker_notebook_job_processing_script*`: a notebook executed with papermill."""
+
+    kind: ClassVar[StepKind] = StepKind.NOTEBOOK
+    notebook_name: Text = Field("", description="Notebook in the model folder, with or without .ipynb; empty = none.")
+    param_file_name: OptionalStr = Field(None, description="Parameter file, with or without .json; default parameters.json.")
+    Details: NotebookDetails = Field(default_factory=NotebookDetails)
+    BucketIOConfig: BucketsByEnv = Field(default_factory=dict, description="Model bucket per environment.")
+
+
+class SqlStep(StepBase):
+    """`write_to_snowflake*`: SQL files from the model's pipeline/ folder, run in order."""
+
+    kind: ClassVar[StepKind] = StepKind.SQL
+    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(lambda v: _optional(v) or "sagemaker")] = Field(
+        "sagemaker", description="Which model folder's pipeline/ holds the SQL files."
+    )
+    sql_file_names: Annotated[list[str], Field(min_length=1)] = Field(description="SQL files, run in order.")
+
+
+class GlueDetails(Model):
+    script_name: str = Field(min_length=1, description="Glue script name without .py.")
+    script_loc: Literal["model", "common"] = Field(description="model: the Glue model folder; common: Glue_Models/common.")
+    param_file_name: OptionalStr = None
+    requirements_file_name: OptionalStr = None
+    worker_type: str = Field("G.1X", description="Glue worker type.")
+    number_of_workers: Int = Field(2, ge=1, description="Workers allocated when the job runs.")
+
+    @field_validator("worker_type")
+    @classmethod
+    def _known_worker(cls, v: str) -> str:
+        by_lower = {k.lower(): k for k in GLUE_WORKER_LIMITS}
+        if v.lower() not in by_lower:
+            raise ValueError(f"unknown worker type {v!r}; allowed: {', '.join(GLUE_WORKER_LIMITS)}")
+        return by_lower[v.lower()]
+
+    @model_validator(mode="after")
+    def _worker_limit(self) -> GlueDetails:
+        limit = GLUE_WORKER_LIMITS[self.worker_type]
+        if limit is not None and self.number_of_workers > limit:
+            raise ValueError(f"number_of_workers {self.number_of_workers} exceeds {limit}, the maximum for {self.worker_type}")
+        return self
+
+
+class GlueStep(StepBase):
+    """`glue_job_processing_script*`: a PySpark script run as a Glue job."""
+
+    kind: ClassVar[StepKind] = StepKind.GLUE
+    Details: GlueDetails
+    BucketIOConfig: BucketsByEnv = Field(default_factory=dict)
+
+
+class ExternalDagDetails(Model):
+    external_dag_id: str = Field(min_length=1, description="Pipeline id to wait for.")
+    external_task_id: OptionalStr = Field(None, description="Step to wait for; None = the whole pipeline.")
+    allowed_states: Annotated[
+        list[Literal["success", "running", "failed"]], BeforeValidator(values.parse_comma_list)
+    ] = Field(default_factory=lambda: ["success"])
+    poke_interval: Seconds = Field(60.0, gt=0, description="Seconds between checks.")
+    timeout: Annotated[Seconds, BeforeValidator(lambda v: 60 if _optional(v) is None else v)] = Field(
+        60.0, gt=0, description="Seconds before the wait fails."
+    )
+    mode: Literal["poke", "reschedule"] = "poke"
+    execution_delta: Annotated[Delta, BeforeValidator(lambda v: 0 if _optional(v) is None else v)] = Field(
+        default_factory=timedelta, description="How far back the awaited logical date lies."
+    )
+
+
+class ExternalWaitStep(StepBase):
+    """`type: ExternalTaskSensor`: waits on another pipeline (or one of its steps)."""
+
+    kind: ClassVar[StepKind] = StepKind.EXTERNAL_WAIT
+    external_dag_details: ExternalDagDetails
+
+
+class PythonScriptStep(StepBase):
+    """`python_script*`: a plain Python script run with --key value arguments."""
+
+    kind: ClassVar[StepKind] = StepKind.PYTHON_SCRIPT
+    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(lambda v: _optional(v) or "sagemaker")] = "sagemaker"
+    script_loc: Literal["model", "common"] = Field(
+        "model", description="model: <model folder>/python_scripts/; common: Py_Models/."
+    )
+    script_name: str = Field(min_length=1, description="Script name, with or without .py.")
+    param_file_name: OptionalStr = None
+    requirements_file_name: OptionalStr = None
+
+
+# name prefix -> kind; the old generator recognised steps by these names.
+NAME_PREFIXES: tuple[tuple[str, StepKind], ...] = (
+    ("ecr_container_creation", StepKind.CONTAINER_IMAGE),
+    ("sagemaker_notebook_job_processing_script", StepKind.NOTEBOOK),
+    ("write_to_snowflake", StepKind.SQL),
+    ("glue_job_processing_script", StepKind.GLUE),
+    ("python_script", StepKind.PYTHON_SCRIPT),
+)
+
+
+def step_kind_of(raw: Any) -> str | None:
+    """The step kind of a raw task mapping (or a model), or None when it cannot be told."""
+    if isinstance(raw, StepBase):
+        return raw.kind.value
+    if not isinstance(raw, dict):
+        return None
+    if str(raw.get("type") or "").strip() == "ExternalTaskSensor":
+        return StepKind.EXTERNAL_WAIT.value
+    name = str(raw.get("name") or "")
+    for prefix, kind in NAME_PREFIXES:
+        if name.startswith(prefix):
+            return kind.value
+    return None
+
+
+Step = Annotated[
+    Union[
+        Annotated[ContainerImageStep, Tag(StepKind.CONTAINER_IMAGE.value)],
+        Annotated[NotebookStep, Tag(StepKind.NOTEBOOK.value)],
+        Annotated[SqlStep, Tag(StepKind.SQL.value)],
+        Annotated[GlueStep, Tag(StepKind.GLUE.value)],
+        Annotated[PythonScriptStep, Tag(StepKind.PYTHON_SCRIPT.value)],
+        Annotated[ExternalWaitStep, Tag(StepKind.EXTERNAL_WAIT.value)],
+    ],
+    Discriminator(
+        step_kind_of,
+        custom_error_type="unknown_step_kind",
+        custom_error_message=(
+            "cannot tell the step kind: name must start with one of "
+            + ", ".join(p for p, _ in NAME_PREFIXES)
+            + ", or set type: ExternalTaskSensor"
+        ),
+    ),
+]
+
+
+class DefaultArgs(Model):
+    owner: Text = Field("", description="Asset owner: an e-mail, or a team name.")
+    depends_on_past: bool = Field(False, description="Each partition waits for its own previous partition.")
+    start_date: Day | None = Field(None, description="First partition of the pipeline.")
+    email_prod: CommaList = Field(default_factory=list, description="Alert recipients in PROD.")
+    email_nonprod: CommaList = Field(default_factory=list, description="Alert recipients in LOCAL, DEV and BETA.")
+    email_on_failure: bool = False
+    email_on_retry: bool = False
+    retries: Int = Field(0, ge=0, description="Retries of every step.")
+    retry_delay: Number = Field(5.0, ge=0, description="Minutes between retries.")
+    domain: Text = Field("sagemaker", description="Fixed value of the old format; ignored.")
+
+
+class SlackChannels(Model):
+    NON_PROD: OptionalStr = Field(None, alias="NON-PROD", description="Channel for LOCAL, DEV and BETA alerts.")
+    PROD: OptionalStr = Field(None, description="Channel for PROD alerts.")
+
+
+def _schedule(v: Any) -> Any:
+    v = _optional(v)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise ValueError("schedule_interval must be a cron expression, a preset like @daily, or null")
+    v = " ".join(v.split())
+    if v.startswith("@"):
+        if v not in SCHEDULE_PRESETS:
+            raise ValueError(f"unknown preset {v!r}; allowed: {', '.join(SCHEDULE_PRESETS)}")
+        return v
+    from ml_pipelines.config.cron import check_cron
+
+    check_cron(v)
+    return v
+
+
+class PipelineConfig(Model):
+    """One pipeline (`dags.<family>`)."""
+
+    domain: Text = Field(min_length=1)
+    sub_domain: Text = Field(min_length=1)
+    action: Text = Field(min_length=1)
+    default_args: DefaultArgs = Field(default_factory=DefaultArgs)
+    schedule_interval: Annotated[str | None, BeforeValidator(_schedule)] = Field(
+        None, description="Cron or @preset; null = unscheduled and unpartitioned."
+    )
+    max_active_runs: Int | None = Field(None, ge=1, description="At most this many runs at once.")
+    catchup: bool = Field(False, description="Also run missed partitions since start_date.")
+    schema_: OptionalStr = Field(None, alias="schema", description="Snowflake schema for SQL steps.")
+    model_name: OptionalStr = Field(None, description="Folder under Sagemaker_Models/.")
+    glue_model_name: OptionalStr = Field(None, description="Folder under Glue_Models/.")
+    slack_channel: SlackChannels | None = None
+    tasks: list[Step] = Field(default_factory=list)
+
+    @property
+    def pipeline_id(self) -> str:
+        return f"{self.domain}_{self.sub_domain}_{self.action}"
+
+    def step(self, name: str) -> StepBase:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+
+class ConfigFile(Model):
+    """One file under model_configs/."""
+
+    CommonConf: dict[str, Any] | None = Field(None, description="Free-form shared settings (Snowflake...).")
+    dags: dict[str, PipelineConfig] = Field(min_length=1, description="Pipelines by generator family.")

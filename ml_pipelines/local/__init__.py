@@ -1,0 +1,1 @@
+"""LOCAL backends: every step kind runs on this machine, offline."""

@@ -1,0 +1,69 @@
+"""The S3 layout mirrored under a local root: s3://bucket/key <-> <root>/bucket/key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import Field
+
+from ml_pipelines.steps import Storage
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/a/b' -> ('bucket', 'a/b'); raises ValueError for anything else."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"s3 URI without a bucket: {uri!r}")
+    return bucket, key
+
+
+def s3_to_local(uri: str, root: str | Path) -> Path:
+    """Map an s3:// URI into the local mirror; refuses keys that climb out of the root."""
+    bucket, key = split_s3_uri(uri)
+    root = Path(root).resolve()
+    path = (root / bucket / key).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"{uri!r} points outside the local storage root {root}")
+    return path
+
+
+def local_to_s3(path: str | Path, root: str | Path) -> str:
+    rel = Path(path).resolve().relative_to(Path(root).resolve())
+    return "s3://" + rel.as_posix()
+
+
+class LocalStorage(Storage):
+    """Object storage as plain files under `root`."""
+
+    root: str = Field(description="Local directory that mirrors S3: <root>/<bucket>/<key>.")
+
+    def path_for(self, uri: str) -> Path:
+        return s3_to_local(uri, self.root)
+
+    def put_file(self, local_path: str, uri: str) -> str:
+        target = self.path_for(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local_path, target)
+        return uri
+
+    def put_tree(self, local_dir: str, uri_prefix: str) -> list[str]:
+        written = []
+        base = Path(local_dir)
+        prefix = uri_prefix.rstrip("/")
+        for src in sorted(p for p in base.rglob("*") if p.is_file()):
+            written.append(self.put_file(str(src), f"{prefix}/{src.relative_to(base).as_posix()}"))
+        return written
+
+    def list(self, uri_prefix: str) -> list[str]:
+        base = self.path_for(uri_prefix)
+        if base.is_file():
+            return [uri_prefix]
+        if not base.exists():
+            return []
+        return sorted(local_to_s3(p, self.root) for p in base.rglob("*") if p.is_file())
+
+    def read_bytes(self, uri: str) -> bytes:
+        return self.path_for(uri).read_bytes()
