@@ -79,7 +79,7 @@ class Model(BaseModel):
 
 
 class BucketConfig(Model):
-    model_bucket: str = Field(min_length=3, description="S3 bucket for the step's input and output files.")
+    model_bucket: OptionalStr = Field(None, description="S3 bucket for the step's files; blank = the environment's default.")
 
 
 BucketsByEnv = dict[Literal["LOCAL", "DEV", "BETA", "PROD"], BucketConfig]

@@ -1,0 +1,296 @@
+"""Airflow-compatible Jinja for `templates_dict` values and SQL files.
+
+Templates are rendered in Jinja's `ImmutableSandboxedEnvironment` with `StrictUndefined`
+and autoescape off: a template can read the context below and call its macros, but it
+cannot reach Python internals (`{{ ''.__class__ }}` fails), mutate lists or dicts, or
+build huge strings with `*`/`**`. Text is never evaluated as Python.
+
+Context (see `template_context`), as in Airflow 2 where `ds` is the start of the run's
+time window:
+
+- `ds` (`2024-01-31`), `ds_nodash` (`20240131`), `ts` (`2024-01-31T00:00:00+00:00`),
+  `ts_nodash` (`20240131T000000`), `ts_nodash_with_tz`;
+- `data_interval_start`, `data_interval_end`, `logical_date` and `execution_date` (= the
+  window start): UTC datetimes that print in ISO form like Airflow's pendulum datetimes;
+- `yesterday_ds`, `tomorrow_ds`, `next_ds` (= the window end's date) and their `_nodash` forms;
+- `macros.ds_add(ds, n)`, `macros.ds_format(ds, in_fmt, out_fmt)`, `macros.yr/mo/dy(date)`
+  (zero-padded year, month and day of a `YYYY-MM-DD` text), `macros.datetime`,
+  `macros.timedelta`;
+- `var.value.NAME`, `var.json.NAME` (also `var.value.get('NAME', default)`): pipeline
+  variables of the environment (see `variables.py`);
+- `ENV`: the environment name (`LOCAL`, `DEV`, `BETA`, `PROD`).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from datetime import date, datetime, time, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Mapping
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ml_pipelines.config.variables import (
+    MissingVariableError,
+    VariableJsonError,
+    Variables,
+    as_json,
+    as_text,
+    lookup_variable,
+)
+
+if TYPE_CHECKING:  # config imports nothing of ours at run time; any object with .start/.end works
+    from ml_pipelines.plan.model import TimeWindow
+
+MAX_RESULT_LENGTH = 1_000_000  # longest string/list `*` may build in a template
+MAX_EXPONENT = 1_000
+
+# Names the context always holds (the load-time check of unknown names uses this).
+CONTEXT_NAMES = frozenset(
+    {
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "data_interval_start",
+        "data_interval_end",
+        "logical_date",
+        "execution_date",
+        "yesterday_ds",
+        "yesterday_ds_nodash",
+        "tomorrow_ds",
+        "tomorrow_ds_nodash",
+        "next_ds",
+        "next_ds_nodash",
+        "macros",
+        "var",
+        "ENV",
+    }
+)
+
+
+class TemplateRenderError(ValueError):
+    """A template failed to render; the message names where it came from and why."""
+
+    def __init__(self, where: str, detail: str) -> None:
+        self.where, self.detail = where, detail
+        super().__init__(f"{where}: {detail}")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        if op == "**":
+            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+            return operator.pow(left, right)
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int):
+                if len(seq) * times > MAX_RESULT_LENGTH:
+                    raise SecurityError(f"result longer than {MAX_RESULT_LENGTH}")
+        return operator.mul(left, right)
+
+
+_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str) -> Any:
+    return _ENV.from_string(text)
+
+
+def template_syntax_error(text: str) -> str | None:
+    """None when `text` is valid template syntax, else e.g. "line 1: unexpected '}'"."""
+    try:
+        _ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    return None
+
+
+def undeclared_names(text: str) -> set[str]:
+    """Top-level names a template reads (for load-time checks); syntax errors give an empty set."""
+    try:
+        return set(meta.find_undeclared_variables(_ENV.parse(text)))
+    except TemplateSyntaxError:
+        return set()
+
+
+class AirflowDateTime(datetime):
+    """A datetime that prints like Airflow's pendulum datetimes: ISO 8601 with a `T`."""
+
+    def __str__(self) -> str:
+        return self.isoformat()
+
+
+def _as_utc(value: datetime) -> AirflowDateTime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return AirflowDateTime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond, value.tzinfo
+    )
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()[:10]
+    parts = text.split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    raise ValueError(f"{value!r} is not a YYYY-MM-DD date")
+
+
+class Macros:
+    """`macros.*` in templates."""
+
+    datetime = datetime
+    timedelta = timedelta
+
+    @staticmethod
+    def ds_add(ds: Any, days: Any) -> str:
+        """`ds` plus `days` days (negative goes back), as YYYY-MM-DD."""
+        days = int(days)
+        day = _as_date(ds)
+        return (day + timedelta(days=days)).isoformat() if days else day.isoformat()
+
+    @staticmethod
+    def ds_format(ds: Any, input_format: str, output_format: str) -> str:
+        """Reformat a date text, e.g. ds_format('2024-01-31', '%Y-%m-%d', '%d/%m/%Y')."""
+        return datetime.strptime(str(ds), input_format).strftime(output_format)
+
+    @staticmethod
+    def yr(value: Any) -> str:
+        return f"{_as_date(value).year:04d}"
+
+    @staticmethod
+    def mo(value: Any) -> str:
+        return f"{_as_date(value).month:02d}"
+
+    @staticmethod
+    def dy(value: Any) -> str:
+        return f"{_as_date(value).day:02d}"
+
+
+_MACROS = Macros()
+
+
+class _VariableAccessor:
+    """`var.value` / `var.json`: attribute or item access; a missing variable raises an
+    error naming it, the environment and both ways to define it."""
+
+    def __init__(self, values: Mapping[str, Any], env: str, source: Any, as_json_values: bool) -> None:
+        self._values, self._env, self._source, self._json = values, env, source, as_json_values
+
+    def _get(self, name: str) -> Any:
+        raw = lookup_variable(self._values, name, self._env, self._source)
+        return as_json(raw, name, self._env) if self._json else as_text(raw)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._get(str(name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self._get(str(name))
+        except MissingVariableError:
+            return default
+
+
+class _Var:
+    def __init__(self, values: Mapping[str, Any], env: str, source: Any) -> None:
+        self.value = _VariableAccessor(values, env, source, as_json_values=False)
+        self.json = _VariableAccessor(values, env, source, as_json_values=True)
+
+
+def current_day(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """(start, end) of an unpartitioned run's window: the current UTC day, midnight to midnight."""
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    start = datetime.combine(now.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def template_context(
+    window: TimeWindow | None,
+    env: str,
+    variables: Variables | Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The Airflow-compatible context for one run.
+
+    `window` is the run's time window (its start is `ds`). An unpartitioned pipeline
+    (`window=None`) uses the run's current date as its window: today 00:00 UTC to
+    tomorrow 00:00 UTC (`now` overrides "today", e.g. for `ml-pipelines plan --date`).
+    Naive datetimes are taken as UTC. `extra` is merged on top (e.g. a SQL file's
+    rendered templates_dict values and `params`).
+    """
+    raw_start, raw_end = current_day(now) if window is None else (window.start, window.end)
+    start, end = _as_utc(raw_start), _as_utc(raw_end)
+    day = start.date()
+    if isinstance(variables, Variables):
+        values, source = variables.values, variables.source
+    else:
+        values, source = variables, None
+    context: dict[str, Any] = {
+        "ds": day.isoformat(),
+        "ds_nodash": day.strftime("%Y%m%d"),
+        "ts": start.isoformat(),
+        "ts_nodash": start.strftime("%Y%m%dT%H%M%S"),
+        "ts_nodash_with_tz": start.isoformat().replace("-", "").replace(":", ""),
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "logical_date": start,
+        "execution_date": start,
+        "yesterday_ds": (day - timedelta(days=1)).isoformat(),
+        "yesterday_ds_nodash": (day - timedelta(days=1)).strftime("%Y%m%d"),
+        "tomorrow_ds": (day + timedelta(days=1)).isoformat(),
+        "tomorrow_ds_nodash": (day + timedelta(days=1)).strftime("%Y%m%d"),
+        "next_ds": end.date().isoformat(),
+        "next_ds_nodash": end.date().strftime("%Y%m%d"),
+        "macros": _MACROS,
+        "var": _Var(values, env, source),
+        "ENV": env,
+    }
+    if extra:
+        context.update(extra)
+    return context
+
+
+def render(text: str, context: Mapping[str, Any], *, where: str) -> str:
+    """Render one template; any failure raises TemplateRenderError naming `where`."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    try:
+        return _compile(text).render(context)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(where, f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    except UndefinedError as exc:
+        raise TemplateRenderError(where, f"undefined: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateRenderError(where, f"not allowed in a template: {exc}") from None
+    except (MissingVariableError, VariableJsonError) as exc:
+        raise TemplateRenderError(where, str(exc)) from None
+    except TemplateError as exc:
+        raise TemplateRenderError(where, f"template error: {exc}") from None
+    except Exception as exc:  # a macro's error, e.g. a bad date format
+        raise TemplateRenderError(where, f"{type(exc).__name__}: {exc}") from None
+
+
+def render_templates_dict(templates: Mapping[str, Any], context: Mapping[str, Any], *, step: str) -> dict[str, str]:
+    """Render a step's templates_dict; errors name "step <step>, templates_dict.<key>"."""
+    return {key: render(value, context, where=f"step {step}, templates_dict.{key}") for key, value in templates.items()}

@@ -1,0 +1,22 @@
+"""The code location: `dagster dev`, workspace.yaml and pyproject.toml point here."""
+
+from ml_pipelines.config.loader import load_project
+from ml_pipelines.config.variables import load_variables
+from ml_pipelines.environment import build_resources, settings_from_env
+from ml_pipelines.factory import build_definitions
+
+
+def build_code_location():
+    settings = settings_from_env()
+    project = load_project(settings.project_dir, env=settings.env)
+    variables = load_variables(project.paths.model_configs, settings.env)
+    return build_definitions(
+        project,
+        settings.env,
+        build_resources(settings, variables.stages),
+        storage_root=settings.storage_root,
+        strict=settings.strict,
+    )
+
+
+defs = build_code_location()

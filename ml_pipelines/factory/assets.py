@@ -1,0 +1,212 @@
+"""One pipeline config -> one multi_asset (a spec per step) plus its external waits.
+
+A single `multi_asset` per pipeline keeps the code location fast to load (see
+docs/architecture.md); `can_subset=True` still lets the UI materialize any one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Iterator
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    RetryPolicy,
+    TimeWindowPartitionMapping,
+    multi_asset,
+)
+
+from ml_pipelines.config.loader import LoadedPipeline
+from ml_pipelines.config.paths import ProjectPaths
+from ml_pipelines.config.schema import StepKind
+from ml_pipelines.factory import describe
+from ml_pipelines.factory.external import external_wait_spec
+from ml_pipelines.factory.partitions import cron_of, partitions_for
+from ml_pipelines.plan.model import TimeWindow
+from ml_pipelines.plan.versions import step_code_version
+
+PIPELINE_TAG = "ml_pipelines/pipeline"
+
+# step kind -> (resource key, backend method); one table instead of a chain of ifs.
+RUNNERS: dict[StepKind, tuple[str, str]] = {
+    StepKind.CONTAINER_IMAGE: ("container_images", "build"),
+    StepKind.NOTEBOOK: ("notebooks", "run"),
+    StepKind.GLUE: ("glue", "run"),
+    StepKind.PYTHON_SCRIPT: ("python_scripts", "run"),
+    StepKind.SQL: ("warehouse", "run"),
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the asset bodies need at run time to resolve a step's plan."""
+
+    env: str
+    paths: ProjectPaths
+    storage_root: Path | None
+
+
+def step_key(pipeline_id: str, step_name: str) -> AssetKey:
+    return AssetKey([pipeline_id, step_name])
+
+
+def step_order(pipeline: LoadedPipeline) -> list[str]:
+    graph = {t.name: set(t.upstream_task_name) for t in pipeline.config.tasks}
+    return list(TopologicalSorter(graph).static_order())
+
+
+def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
+    """Keys of the steps nothing else in the pipeline depends on."""
+    tasks = pipeline.config.tasks
+    upstream = {name for t in tasks for name in t.upstream_task_name}
+    return [step_key(pipeline.config.pipeline_id, t.name) for t in tasks if t.name not in upstream]
+
+
+def _description(pipeline: LoadedPipeline, step) -> str:
+    files = pipeline.files.get(step.name)
+    doc = (type(step).__doc__ or "").strip()
+    parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
+    if step.kind == StepKind.NOTEBOOK and files is not None:
+        summary = describe.notebook_summary(files.main)
+        if summary:
+            parts.append(summary)
+    return "\n\n".join(parts)
+
+
+def _retry_policy(pipeline: LoadedPipeline) -> RetryPolicy | None:
+    args = pipeline.config.default_args
+    if not args.retries:
+        return None
+    return RetryPolicy(max_retries=args.retries, delay=args.retry_delay * 60, backoff=Backoff.LINEAR)
+
+
+def pipeline_definitions(
+    pipeline: LoadedPipeline,
+    paths: ProjectPaths,
+    run_settings: RunSettings,
+    pipeline_sinks: dict[str, list[AssetKey]],
+) -> list:
+    """The multi_asset of a pipeline's runnable steps and the specs of its external waits."""
+    config = pipeline.config
+    pid = config.pipeline_id
+    cron = cron_of(config.schedule_interval)
+    start = config.default_args.start_date
+    partitions_def = partitions_for(cron, start) if cron and start else None
+    owners = describe.owners_of(config.default_args.owner)
+    steps = {t.name: t for t in config.tasks}
+    order = step_order(pipeline)
+
+    waits, specs = [], []
+    for name in order:
+        step = steps[name]
+        deps = [AssetDep(step_key(pid, up)) for up in step.upstream_task_name]
+        if step.kind == StepKind.EXTERNAL_WAIT:
+            waits.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
+            continue
+        if config.default_args.depends_on_past and partitions_def is not None:
+            deps.append(
+                AssetDep(step_key(pid, name), partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))
+            )
+        metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
+        files = pipeline.files.get(name)
+        if step.kind == StepKind.SQL and files is not None:
+            metadata["tables_written"] = describe.tables_written(files.sql_files)
+        specs.append(
+            AssetSpec(
+                key=step_key(pid, name),
+                deps=deps,
+                group_name=pid,
+                owners=owners,
+                kinds=describe.KINDS[step.kind],
+                description=_description(pipeline, step),
+                code_version=step_code_version(pipeline, name, paths),
+                metadata=metadata,
+                tags={PIPELINE_TAG: pid},
+                skippable=True,
+            )
+        )
+    if not specs:
+        return waits
+
+    @multi_asset(
+        name=pid,
+        specs=specs,
+        can_subset=True,
+        partitions_def=partitions_def,
+        retry_policy=_retry_policy(pipeline),
+        required_resource_keys={key for key, _ in RUNNERS.values()},
+        op_tags={PIPELINE_TAG: pid},
+    )
+    def _run_pipeline(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+        yield from run_steps(context, pipeline, order, run_settings)
+
+    return [_run_pipeline, *waits]
+
+
+def _window(context: AssetExecutionContext) -> TimeWindow | None:
+    if not context.has_partition_key:
+        return None
+    window = context.partition_time_window
+    return TimeWindow(start=window.start, end=window.end)
+
+
+def _check_previous_partition(context: AssetExecutionContext, key: AssetKey) -> None:
+    """depends_on_past: a partition runs only after its own previous partition succeeded."""
+    partitions_def = context.assets_def.partitions_def
+    previous = partitions_def.get_prev_partition_key(context.partition_key)
+    if previous is None:
+        return
+    done = context.instance.get_materialized_partitions(key)
+    if previous not in done:
+        raise Failure(
+            f"{key.to_user_string()}: depends_on_past is set and the previous partition {previous} "
+            f"has not been materialized; run {previous} first"
+        )
+
+
+def _done_in_this_run(context: AssetExecutionContext, key: AssetKey) -> bool:
+    """On a retry, steps this run already materialized are not run again."""
+    if context.retry_number == 0:
+        return False
+    event = context.instance.get_latest_materialization_event(key)
+    return event is not None and event.run_id == context.run_id
+
+
+def run_steps(
+    context: AssetExecutionContext, pipeline: LoadedPipeline, order: list[str], settings: RunSettings
+) -> Iterator[MaterializeResult]:
+    from ml_pipelines.config.variables import load_variables
+    from ml_pipelines.plan.resolve import plan_step
+
+    config = pipeline.config
+    pid = config.pipeline_id
+    selected = context.selected_asset_keys
+    window = _window(context)
+    variables = load_variables(settings.paths.model_configs, settings.env)
+    for name in order:
+        step = config.step(name)
+        key = step_key(pid, name)
+        if step.kind == StepKind.EXTERNAL_WAIT or key not in selected:
+            continue
+        if config.default_args.depends_on_past and window is not None:
+            _check_previous_partition(context, key)
+        if _done_in_this_run(context, key):
+            context.log.info(f"{name}: already materialized in this run; not run again")
+            continue
+        plan = plan_step(
+            pipeline, name, settings.env, window,
+            paths=settings.paths, variables=variables, storage_root=settings.storage_root,
+        )
+        resource_key, method = RUNNERS[step.kind]
+        context.log.info(f"{name}: running on {type(getattr(context.resources, resource_key)).__name__}")
+        outcome = getattr(getattr(context.resources, resource_key), method)(context, plan)
+        yield MaterializeResult(asset_key=key, metadata=outcome.metadata)

@@ -1,0 +1,95 @@
+"""What the UI shows about a step: owners, kinds, description, tables a SQL step writes."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from ml_pipelines.config.schema import StepKind
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+
+KINDS: dict[StepKind, set[str]] = {
+    StepKind.CONTAINER_IMAGE: {"docker", "python"},
+    StepKind.NOTEBOOK: {"sagemaker", "jupyter"},
+    StepKind.GLUE: {"spark", "aws"},
+    StepKind.PYTHON_SCRIPT: {"python"},
+    StepKind.SQL: {"snowflake", "sql"},
+    StepKind.EXTERNAL_WAIT: set(),
+}
+
+
+def owners_of(owner: str) -> list[str]:
+    """An e-mail as is; any other text as team:<text with non-word characters as _>."""
+    owner = owner.strip()
+    if not owner:
+        return []
+    if _EMAIL.fullmatch(owner):
+        return [owner]
+    return ["team:" + re.sub(r"\W", "_", owner)]
+
+
+@lru_cache(maxsize=4096)
+def _first_markdown_cell(path: Path, mtime_ns: int) -> str | None:
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError):
+        return None
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            return text.strip() or None
+    return None
+
+
+def notebook_summary(path: Path | None) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    return _first_markdown_cell(path, path.stat().st_mtime_ns)
+
+
+_JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
+
+
+@lru_cache(maxsize=4096)
+def _tables_in(text: str) -> tuple[str, ...]:
+    # Jinja placeholders become identifiers so the SQL around them still parses.
+    sql = _JINJA.sub("jinja_placeholder", text)
+    tables: list[str] = []
+    try:
+        statements = sqlglot.parse(sql, dialect="snowflake", error_level=sqlglot.ErrorLevel.IGNORE)
+    except sqlglot.errors.SqlglotError:
+        return ()
+    for statement in statements:
+        if statement is None:
+            continue
+        target = None
+        if isinstance(statement, (exp.Insert, exp.Create, exp.Merge, exp.Update, exp.Delete, exp.Copy)):
+            target = statement.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(target, exp.Table) and target.name:
+            name = ".".join(p.name for p in target.parts)
+            if name.upper() not in (t.upper() for t in tables):
+                tables.append(name)
+    return tuple(tables)
+
+
+def tables_written(sql_files: tuple[Path, ...]) -> list[str]:
+    """Tables the SQL files write (INSERT, CREATE, MERGE, UPDATE, DELETE, COPY INTO targets)."""
+    found: list[str] = []
+    for path in sql_files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for table in _tables_in(text):
+            if table not in found:
+                found.append(table)
+    return found

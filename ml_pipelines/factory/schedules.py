@@ -1,0 +1,108 @@
+"""A schedule per pipeline, targeting the implicit asset job with the pipeline's assets.
+
+Jobs per pipeline make the code location load slowly (each job resolves against every
+asset); a RunRequest with an asset selection against the implicit job does not.
+"""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetKey,
+    RunsFilter,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
+    TimeWindowPartitionsDefinition,
+)
+
+from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
+
+from ml_pipelines.config.loader import LoadedPipeline
+
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+MAX_CATCHUP_RUNS_PER_TICK = 10
+CONCURRENCY_TAG_PREFIX = "ml_pipelines/max_active_runs_"  # + N, value = pipeline id
+MAX_TAGGED_LIMIT = 8  # dagster.yaml has limits for N = 1..8; its max_concurrent_runs is 8
+
+
+def run_tags(pipeline: LoadedPipeline) -> dict[str, str]:
+    """Tags every run of the pipeline carries: its id, and its concurrency bucket.
+
+    dagster.yaml limits runs per unique value of `ml_pipelines/max_active_runs_<N>` to N.
+    """
+    from ml_pipelines.factory.assets import PIPELINE_TAG
+
+    pid = pipeline.config.pipeline_id
+    tags = {PIPELINE_TAG: pid}
+    limit = pipeline.config.max_active_runs
+    if limit is not None and limit <= MAX_TAGGED_LIMIT:
+        tags[f"{CONCURRENCY_TAG_PREFIX}{limit}"] = pid
+    return tags
+
+
+def pipeline_schedule(
+    pipeline: LoadedPipeline,
+    cron: str,
+    partitions_def: TimeWindowPartitionsDefinition | None,
+    keys: list[AssetKey],
+    sinks: list[AssetKey],
+) -> ScheduleDefinition:
+    config = pipeline.config
+    pid = config.pipeline_id
+    tags = run_tags(pipeline)
+
+    def evaluate(context: ScheduleEvaluationContext):
+        if partitions_def is None:
+            return RunRequest(asset_selection=keys, tags=tags)
+        tick = context.scheduled_execution_time
+        latest = partitions_def.get_partition_key_for_timestamp(tick.timestamp(), end_closed=True)
+        wanted = [latest]
+        if config.catchup:
+            wanted = missed_partitions(context, partitions_def, sinks, latest, pid)
+        if not wanted:
+            return SkipReason(f"{pid}: no partition to run")
+        return [
+            RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key, tags=tags)
+            for key in wanted
+        ]
+
+    return ScheduleDefinition(
+        name=f"{pid}_schedule",
+        cron_schedule=cron,
+        job_name=IMPLICIT_ASSET_JOB,
+        execution_fn=evaluate,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=f"Runs pipeline {pid} ({config.schedule_interval}); catchup={config.catchup}.",
+        tags=tags,
+    )
+
+
+def missed_partitions(
+    context: ScheduleEvaluationContext,
+    partitions_def: TimeWindowPartitionsDefinition,
+    sinks: list[AssetKey],
+    latest: str,
+    pipeline_id: str,
+) -> list[str]:
+    """Partitions up to `latest` whose last steps are not all materialized and that no run
+    of the pipeline has tried yet, oldest first, at most MAX_CATCHUP_RUNS_PER_TICK.
+    A failed partition is not requested again by the schedule (re-run it from the UI)."""
+    from ml_pipelines.factory.assets import PIPELINE_TAG
+
+    keys = partitions_def.get_partition_keys(current_time=None)
+    if latest in keys:
+        keys = keys[: keys.index(latest) + 1]
+    done = None
+    for sink in sinks:
+        materialized = context.instance.get_materialized_partitions(sink)
+        done = materialized if done is None else done & materialized
+    done = done or set()
+    tried = {
+        record.dagster_run.tags.get(PARTITION_TAG)
+        for record in context.instance.get_run_records(RunsFilter(tags={PIPELINE_TAG: pipeline_id}))
+    }
+    missing = [key for key in keys if key not in done and key not in tried]
+    return missing[:MAX_CATCHUP_RUNS_PER_TICK]
