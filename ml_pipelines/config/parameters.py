@@ -2,7 +2,7 @@
 
 A file holds sections `DEV`, `BETA`, `PROD`, `COMMON` and optionally `LOCAL`. A step gets
 `COMMON` overlaid (shallowly, key by key) by its environment's section. For LOCAL without
-a `LOCAL` section the `DEV` section is used, with every text value that is an
+a `LOCAL` section, COMMON overlaid by `DEV` is used with every text value that is an
 `s3://bucket/key` URI (also inside lists and mappings) replaced by the local path
 `<storage_root>/bucket/key` (`s3_uri_to_local_path`; a trailing `/` is kept). Only whole
 values are mapped; `s3a://` and URIs inside longer text are left alone.

@@ -18,8 +18,8 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from ml_pipelines.config import values
@@ -53,6 +53,31 @@ def _optional(v: Any) -> Any:
     return values.none_if_blank(v)
 
 
+def _empty_if_none(v: Any) -> Any:
+    """A key written with nothing after it (`templates_dict:`) means an empty mapping."""
+    return {} if v is None else v
+
+
+def _lower(v: Any) -> Any:
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _lower_or_default(default: str) -> Any:
+    return lambda v: _lower(_optional(v)) or default
+
+
+def _list_of_names(v: Any) -> Any:
+    """One name written as a string is a list of one."""
+    if isinstance(v, str):
+        return [v] if v.strip() else []
+    return v
+
+
+def _states(v: Any) -> Any:
+    states = [s.lower() for s in values.parse_comma_list(v)]
+    return states or ["success"]
+
+
 Int = Annotated[int, BeforeValidator(values.parse_int)]
 Number = Annotated[float, BeforeValidator(values.parse_number)]
 Seconds = Annotated[float, BeforeValidator(values.parse_seconds)]
@@ -82,7 +107,11 @@ class BucketConfig(Model):
     model_bucket: OptionalStr = Field(None, description="S3 bucket for the step's files; blank = the environment's default.")
 
 
-BucketsByEnv = dict[Literal["LOCAL", "DEV", "BETA", "PROD"], BucketConfig]
+BucketsByEnv = Annotated[
+    dict[Literal["LOCAL", "DEV", "BETA", "PROD"], Annotated[BucketConfig, BeforeValidator(_empty_if_none)]],
+    BeforeValidator(_empty_if_none),
+]
+Templates = Annotated[dict[str, Text], BeforeValidator(_empty_if_none)]
 
 
 class StepBase(Model):
@@ -95,7 +124,7 @@ class StepBase(Model):
     upstream_task_name: CommaList = Field(
         default_factory=list, description="Names of steps in the same pipeline this step runs after."
     )
-    templates_dict: dict[str, Text] = Field(
+    templates_dict: Templates = Field(
         default_factory=dict, description="Jinja templates rendered per run and passed to the step as parameters."
     )
 
@@ -111,7 +140,9 @@ class ContainerImageStep(StepBase):
     """`ecr_container_creation`: the runtime (image) the pipeline's notebooks execute in."""
 
     kind: ClassVar[StepKind] = StepKind.CONTAINER_IMAGE
-    kernel: Literal[KERNELS] = Field("python3", description="Base kernel image.")  # type: ignore[valid-type]
+    kernel: Annotated[Literal[KERNELS], BeforeValidator(_lower_or_default("python3"))] = Field(  # type: ignore[valid-type]
+        "python3", description="Base kernel image."
+    )
     requirements_file_name: OptionalStr = Field(
         None, description="Requirements file in the model folder; default requirements.txt."
     )
@@ -129,7 +160,7 @@ class NotebookStep(StepBase):
     kind: ClassVar[StepKind] = StepKind.NOTEBOOK
     notebook_name: Text = Field("", description="Notebook in the model folder, with or without .ipynb; empty = none.")
     param_file_name: OptionalStr = Field(None, description="Parameter file, with or without .json; default parameters.json.")
-    Details: NotebookDetails = Field(default_factory=NotebookDetails)
+    Details: Annotated[NotebookDetails, BeforeValidator(_empty_if_none)] = Field(default_factory=NotebookDetails)
     BucketIOConfig: BucketsByEnv = Field(default_factory=dict, description="Model bucket per environment.")
 
 
@@ -137,15 +168,19 @@ class SqlStep(StepBase):
     """`write_to_snowflake*`: SQL files from the model's pipeline/ folder, run in order."""
 
     kind: ClassVar[StepKind] = StepKind.SQL
-    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(lambda v: _optional(v) or "sagemaker")] = Field(
+    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(_lower_or_default("sagemaker"))] = Field(
         "sagemaker", description="Which model folder's pipeline/ holds the SQL files."
     )
-    sql_file_names: Annotated[list[str], Field(min_length=1)] = Field(description="SQL files, run in order.")
+    sql_file_names: Annotated[list[str], BeforeValidator(_list_of_names), Field(min_length=1)] = Field(
+        description="SQL files, run in order."
+    )
 
 
 class GlueDetails(Model):
     script_name: str = Field(min_length=1, description="Glue script name without .py.")
-    script_loc: Literal["model", "common"] = Field(description="model: the Glue model folder; common: Glue_Models/common.")
+    script_loc: Annotated[Literal["model", "common"], BeforeValidator(_lower)] = Field(
+        description="model: the Glue model folder; common: Glue_Models/common."
+    )
     param_file_name: OptionalStr = None
     requirements_file_name: OptionalStr = None
     worker_type: str = Field("G.1X", description="Glue worker type.")
@@ -155,37 +190,40 @@ class GlueDetails(Model):
     @classmethod
     def _known_worker(cls, v: str) -> str:
         by_lower = {k.lower(): k for k in GLUE_WORKER_LIMITS}
-        if v.lower() not in by_lower:
+        if v.strip().lower() not in by_lower:
             raise ValueError(f"unknown worker type {v!r}; allowed: {', '.join(GLUE_WORKER_LIMITS)}")
-        return by_lower[v.lower()]
+        return by_lower[v.strip().lower()]
 
-    @model_validator(mode="after")
-    def _worker_limit(self) -> GlueDetails:
-        limit = GLUE_WORKER_LIMITS[self.worker_type]
-        if limit is not None and self.number_of_workers > limit:
-            raise ValueError(f"number_of_workers {self.number_of_workers} exceeds {limit}, the maximum for {self.worker_type}")
-        return self
+    @field_validator("number_of_workers")
+    @classmethod
+    def _worker_limit(cls, v: int, info: ValidationInfo) -> int:
+        # worker_type is declared first, so it is validated (and normalised) by now.
+        worker_type = info.data.get("worker_type")
+        limit = GLUE_WORKER_LIMITS.get(worker_type) if worker_type else None
+        if limit is not None and v > limit:
+            raise ValueError(f"{v} workers exceeds {limit}, the maximum for worker type {worker_type}")
+        return v
 
 
 class GlueStep(StepBase):
     """`glue_job_processing_script*`: a PySpark script run as a Glue job."""
 
     kind: ClassVar[StepKind] = StepKind.GLUE
-    Details: GlueDetails
-    BucketIOConfig: BucketsByEnv = Field(default_factory=dict)
+    Details: GlueDetails = Field(description="script_name, script_loc (required); workers, files.")
+    BucketIOConfig: BucketsByEnv = Field(default_factory=dict, description="Model bucket per environment.")
 
 
 class ExternalDagDetails(Model):
     external_dag_id: str = Field(min_length=1, description="Pipeline id to wait for.")
     external_task_id: OptionalStr = Field(None, description="Step to wait for; None = the whole pipeline.")
-    allowed_states: Annotated[
-        list[Literal["success", "running", "failed"]], BeforeValidator(values.parse_comma_list)
-    ] = Field(default_factory=lambda: ["success"])
+    allowed_states: Annotated[list[Literal["success", "running", "failed"]], BeforeValidator(_states)] = Field(
+        default_factory=lambda: ["success"], description="States that end the wait; blank = success."
+    )
     poke_interval: Seconds = Field(60.0, gt=0, description="Seconds between checks.")
     timeout: Annotated[Seconds, BeforeValidator(lambda v: 60 if _optional(v) is None else v)] = Field(
         60.0, gt=0, description="Seconds before the wait fails."
     )
-    mode: Literal["poke", "reschedule"] = "poke"
+    mode: Annotated[Literal["poke", "reschedule"], BeforeValidator(_lower_or_default("poke"))] = "poke"
     execution_delta: Annotated[Delta, BeforeValidator(lambda v: 0 if _optional(v) is None else v)] = Field(
         default_factory=timedelta, description="How far back the awaited logical date lies."
     )
@@ -202,8 +240,8 @@ class PythonScriptStep(StepBase):
     """`python_script*`: a plain Python script run with --key value arguments."""
 
     kind: ClassVar[StepKind] = StepKind.PYTHON_SCRIPT
-    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(lambda v: _optional(v) or "sagemaker")] = "sagemaker"
-    script_loc: Literal["model", "common"] = Field(
+    model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(_lower_or_default("sagemaker"))] = "sagemaker"
+    script_loc: Annotated[Literal["model", "common"], BeforeValidator(_lower_or_default("model"))] = Field(
         "model", description="model: <model folder>/python_scripts/; common: Py_Models/."
     )
     script_name: str = Field(min_length=1, description="Script name, with or without .py.")
@@ -298,7 +336,7 @@ class PipelineConfig(Model):
     domain: Text = Field(min_length=1)
     sub_domain: Text = Field(min_length=1)
     action: Text = Field(min_length=1)
-    default_args: DefaultArgs = Field(default_factory=DefaultArgs)
+    default_args: Annotated[DefaultArgs, BeforeValidator(_empty_if_none)] = Field(default_factory=DefaultArgs)
     schedule_interval: Annotated[str | None, BeforeValidator(_schedule)] = Field(
         None, description="Cron or @preset; null = unscheduled and unpartitioned."
     )
@@ -308,7 +346,17 @@ class PipelineConfig(Model):
     model_name: OptionalStr = Field(None, description="Folder under Sagemaker_Models/.")
     glue_model_name: OptionalStr = Field(None, description="Folder under Glue_Models/.")
     slack_channel: SlackChannels | None = None
-    tasks: list[Step] = Field(default_factory=list)
+    tasks: Annotated[list[Step], BeforeValidator(lambda v: [] if v is None else v)] = Field(default_factory=list)
+
+    @field_validator("domain", "sub_domain", "action")
+    @classmethod
+    def _id_part(cls, v: str) -> str:
+        v = v.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_]+", v):
+            raise ValueError(
+                f"{v!r} may hold only letters, digits and '_' (it becomes part of the pipeline id and job name)"
+            )
+        return v
 
     @property
     def pipeline_id(self) -> str:

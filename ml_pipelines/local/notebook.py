@@ -53,6 +53,7 @@ def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type[As
 
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**kw.get("env", os.environ), **kernel_env}
+            kw.setdefault("transport_encryption", "auto")  # CurveZMQ when the kernel supports it
             await super().start_kernel(**kw)
 
     return StepKernelManager

@@ -1,7 +1,7 @@
 """LOCAL Python-script steps: `python <script> --key value ...` through Dagster Pipes.
 
 The script runs with the step env's interpreter (`ensure_python_env("python3", requirements)`),
-cwd = the script's folder, lib/ on PYTHONPATH. A script that calls
+cwd = plan.script_dir (the script's own folder when that does not exist), lib/ on PYTHONPATH. A script that calls
 `dagster_pipes.open_dagster_pipes()` can log and report metadata; a plain script works too.
 
 `PipesSubprocessClient` either lets the child inherit this process's stdout/stderr
@@ -115,10 +115,10 @@ class LocalPythonScripts(PythonScriptBackend):
         if plan.lib_dir is not None:
             extra_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plan.lib_dir), os.environ.get("PYTHONPATH")) if p)
         command = script_command(env.python, plan)
-        context.log.info(f"Running {' '.join(command)} in {plan.script_dir}")
-        run = CapturingPipesSubprocessClient().run_captured(
-            context=context, command=command, env=extra_env, cwd=str(plan.script_dir)
-        )
+        # Py_Models/<script>/ exists only when the script has params/lib/requirements
+        cwd = plan.script_dir if plan.script_dir.is_dir() else plan.script.parent
+        context.log.info(f"Running {' '.join(command)} in {cwd}")
+        run = CapturingPipesSubprocessClient().run_captured(context=context, command=command, env=extra_env, cwd=str(cwd))
         duration = round(time.monotonic() - start, 3)
         if run.returncode != 0:
             stderr = "\n".join(run.stderr_tail)

@@ -78,6 +78,9 @@ class GluePlan:
     lib_uri: str
     jar_uri: str
     temp_uri: str
+    # script_loc common only: input/common_lib/, input/common_jars/, input/pub_dependencies/,
+    # input/common_py_files/ by name; empty for a model script.
+    common_input_uris: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,459 @@
+"""Load every pipeline of a project, and explain every bad one.
+
+`load_project(root, env)` reads `model_configs/*.yml|*.yaml` (top level only;
+`model_configs/common/` holds `!include` fragments and `variables.yml|yaml` holds
+pipeline variables: neither is a pipeline config), validates each pipeline against the
+schema, cross-checks it against the model folders, and returns a `Project`: the valid
+pipelines and every error. It never raises on bad input. One broken pipeline never hides
+the others, even in the same file; a problem of the file itself (syntax, a bad
+`CommonConf`, an unknown top-level key) drops every pipeline of that file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from ml_pipelines.config.checks import Cache, check_pipeline, did_you_mean
+from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe
+from ml_pipelines.config.paths import ProjectPaths, StepFiles
+from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase, step_kind_of
+from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
+
+CONFIG_SUFFIXES = (".yml", ".yaml")
+NOT_PIPELINE_CONFIGS = ("variables.yml", "variables.yaml")
+TOP_LEVEL_KEYS = ("CommonConf", "dags")
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    config: PipelineConfig
+    family: str  # the key under `dags` (e.g. "sagemaker")
+    source: Path  # the config file
+    line: int  # line of the `dags.<family>` key
+    common: dict[str, Any]  # CommonConf
+    files: dict[str, StepFiles]  # by step name
+
+    @property
+    def pipeline_id(self) -> str:
+        return self.config.pipeline_id
+
+
+@dataclass
+class Project:
+    paths: ProjectPaths
+    env: str = "LOCAL"
+    pipelines: list[LoadedPipeline] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+    broken: dict[Path, list[ConfigError]] = field(default_factory=dict)  # config file -> its errors
+    invalid_pipeline_ids: dict[str, Path] = field(default_factory=dict)  # ids seen in rejected pipelines
+    config_files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def pipeline_ids(self) -> list[str]:
+        return [p.pipeline_id for p in self.pipelines]
+
+    def pipeline(self, pipeline_id: str) -> LoadedPipeline:
+        for loaded in self.pipelines:
+            if loaded.pipeline_id == pipeline_id:
+                return loaded
+        raise KeyError(self.unknown_pipeline_message(pipeline_id))
+
+    def unknown_pipeline_message(self, pipeline_id: str) -> str:
+        if pipeline_id in self.invalid_pipeline_ids:
+            source = self.paths.rel(self.invalid_pipeline_ids[pipeline_id])
+            return f"pipeline {pipeline_id!r} ({source}) has config errors; run `ml-pipelines validate`"
+        hint = did_you_mean(pipeline_id, self.pipeline_ids)
+        known = ", ".join(self.pipeline_ids) or "none"
+        return f"unknown pipeline {pipeline_id!r}{hint} (pipelines: {known})"
+
+
+def config_files(paths: ProjectPaths) -> list[Path]:
+    folder = paths.model_configs
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and p.name.lower() not in NOT_PIPELINE_CONFIGS
+    )
+
+
+def load_project(root: str | Path | None = None, env: str = "LOCAL") -> Project:
+    """Every pipeline of the project at `root` (default: see `paths.project_root`) for `env`."""
+    env = (env or "LOCAL").upper()
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
+    paths = ProjectPaths.for_root(root)
+    project = Project(paths=paths, env=env)
+    if not paths.model_configs.is_dir():
+        project.errors.append(
+            ConfigError(paths.model_configs, None, "", f"no model_configs/ folder in {paths.root}", root=paths.root)
+        )
+        return project
+    project.config_files = config_files(paths)
+    seen_ids: dict[str, tuple[Path, int]] = {}
+    cache: Cache = {}
+    for source in project.config_files:
+        try:
+            pipelines, errors = _load_file(paths, source, env, seen_ids, cache, project.invalid_pipeline_ids)
+        except Exception as exc:  # a bug must not hide the other files
+            pipelines = []
+            errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
+        errors = dedupe(errors)
+        project.pipelines.extend(pipelines)
+        if errors:
+            project.broken[source] = errors
+            project.errors.extend(errors)
+    return project
+
+
+def _raw_pipeline_id(raw: Any) -> str | None:
+    if not isinstance(raw, dict):
+        return None
+    parts = [raw.get(k) for k in ("domain", "sub_domain", "action")]
+    if all(isinstance(p, (str, int)) and str(p).strip() for p in parts):
+        return "_".join(str(p).strip() for p in parts)
+    return None
+
+
+def _load_file(
+    paths: ProjectPaths,
+    source: Path,
+    env: str,
+    seen_ids: dict[str, tuple[Path, int]],
+    cache: Cache,
+    invalid_ids: dict[str, Path],
+) -> tuple[list[LoadedPipeline], list[ConfigError]]:
+    doc = load_yaml(source, root=paths.root)
+    if doc.fatal:
+        return [], doc.issue_errors()
+    data = doc.data
+    file_errors: list[ConfigError] = []
+    dags_prefix = ("dags",)
+    # Issues outside any pipeline are the file's own (a bad include of CommonConf, say).
+    for issue in doc.issues:
+        if not (len(issue.path) >= 2 and issue.path[0] == "dags"):
+            file_errors.append(doc.issue_errors()[doc.issues.index(issue)])
+    if data is None:
+        return [], file_errors + [ConfigError(source, 1, "", "the file is empty; expected CommonConf and dags", root=paths.root)]
+    if not isinstance(data, dict):
+        return [], file_errors + [doc.error_at((), f"expected a mapping with {', '.join(TOP_LEVEL_KEYS)}, got {_kind(data)}")]
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            file_errors.append(
+                doc.error_at(
+                    (key,),
+                    f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)} (allowed: {', '.join(TOP_LEVEL_KEYS)})",
+                    prefer_key=True,
+                )
+            )
+    common = data.get("CommonConf")
+    if common is not None and not isinstance(common, dict):
+        file_errors.append(doc.error_at(("CommonConf",), f"CommonConf must be a mapping, got {_kind(common)}"))
+    dags = data.get("dags")
+    if "dags" not in data:
+        file_errors.append(doc.error_at((), "missing required key 'dags' (a mapping of pipelines, e.g. dags: {sagemaker: ...})"))
+        return [], file_errors
+    if not isinstance(dags, dict) or not dags:
+        what = "empty" if isinstance(dags, dict) or dags is None else _kind(dags)
+        file_errors.append(doc.error_at(dags_prefix, f"dags must be a mapping of one or more pipelines, got {what}", prefer_key=True))
+        return [], file_errors
+
+    loaded: list[LoadedPipeline] = []
+    pipeline_errors: list[ConfigError] = []
+    for family, raw in dags.items():
+        prefix: KeyPath = ("dags", family)
+        errors = doc.errors_under(prefix)
+        config = None
+        if not isinstance(raw, dict):
+            errors.append(doc.error_at(prefix, f"a pipeline must be a mapping (domain, sub_domain, action, tasks...), got {_kind(raw)}"))
+        else:
+            try:
+                config = PipelineConfig.model_validate(raw)
+            except ValidationError as exc:
+                errors.extend(schema_errors(exc, doc, prefix))
+        pipeline_id = config.pipeline_id if config is not None else _raw_pipeline_id(raw)
+        line = doc.positions.line(prefix, prefer_key=True) or 1
+        if pipeline_id is not None:
+            if pipeline_id in seen_ids:
+                first_file, first_line = seen_ids[pipeline_id]
+                errors.append(
+                    doc.error_at(
+                        prefix,
+                        f"pipeline id {pipeline_id!r} (domain_sub_domain_action) is already defined in "
+                        f"{paths.rel(first_file)}:{first_line}; pipeline ids must be unique",
+                        prefer_key=True,
+                    )
+                )
+            else:
+                seen_ids[pipeline_id] = (source, line)
+        files: dict[str, StepFiles] = {}
+        if config is not None and not errors:
+            files, check_errors = check_pipeline(paths, config, doc=doc, prefix=prefix, env=env, cache=cache)
+            errors.extend(check_errors)
+        if errors or file_errors or config is None:
+            if pipeline_id is not None:
+                invalid_ids.setdefault(pipeline_id, source)
+            pipeline_errors.extend(errors)
+            continue
+        common_conf = common if isinstance(common, dict) else {}
+        loaded.append(LoadedPipeline(config, str(family), source, line, common_conf, files))
+    if file_errors:
+        loaded = []
+    return loaded, _sorted(file_errors + pipeline_errors, source)
+
+
+def _sorted(errors: list[ConfigError], source: Path) -> list[ConfigError]:
+    """The source file's errors by line, then those located in other files (includes)."""
+    return sorted(errors, key=lambda e: (Path(e.file) != source, str(e.file), e.line or 0))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {_short(value)}"
+    if isinstance(value, bool):
+        return f"the boolean {value}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- pydantic errors -> ConfigErrors ----------------------------------------------------------
+def _unwrap(tp: Any) -> Any:
+    """Strip Annotated and Optional; keep a union of tagged models as it is."""
+    while True:
+        origin = get_origin(tp)
+        if origin is typing.Annotated:
+            tp = get_args(tp)[0]
+            continue
+        if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+            members = [a for a in get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp
+
+
+def _tags(tp: Any) -> dict[str, Any]:
+    """For a union of `Annotated[Model, Tag(...)]` members: tag -> model."""
+    out = {}
+    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)):
+        for member in get_args(tp):
+            if get_origin(member) is typing.Annotated:
+                args = get_args(member)
+                for meta in args[1:]:
+                    if isinstance(meta, Tag):
+                        out[meta.tag] = args[0]
+    return out
+
+
+def _field_type(model: type[BaseModel], name: str) -> Any:
+    for field_name, info in model.model_fields.items():
+        if name in (field_name, info.alias):
+            return info.annotation
+    return None
+
+
+@dataclass
+class _Located:
+    path: KeyPath  # clean path (no discriminator tags, no '[key]')
+    about_key: bool  # the error is about a mapping key itself
+    parent: Any  # the type holding the last element (a model class, dict, list...)
+    target: Any  # the type of the last element
+    step_class: type[StepBase] | None
+
+
+def _locate(loc: tuple[Any, ...]) -> _Located:
+    tp: Any = PipelineConfig
+    parent: Any = None
+    path: list[Any] = []
+    about_key = False
+    step_class = None
+    for part in loc:
+        tp = _unwrap(tp)
+        tags = _tags(tp)
+        if isinstance(part, str) and part in tags:
+            tp = tags[part]
+            step_class = tp if isinstance(tp, type) and issubclass(tp, StepBase) else step_class
+            continue
+        if part == "[key]":
+            about_key = True
+            continue
+        path.append(part)
+        parent = tp
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            tp = _field_type(tp, str(part))
+        elif get_origin(tp) is list:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            tp = None
+    return _Located(tuple(path), about_key, _unwrap(parent) if parent is not None else None, _unwrap(tp), step_class)
+
+
+def _literal_values(tp: Any) -> list[str]:
+    return [str(v) for v in get_args(tp)] if get_origin(tp) is Literal else []
+
+
+def _field_names(model: Any) -> list[str]:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+_SECONDS_HINT = "write seconds as a number, arithmetic like 60 * 5, or timedelta(hours=1, minutes=30)"
+_HINTS = {
+    "poke_interval": _SECONDS_HINT,
+    "timeout": _SECONDS_HINT,
+    "execution_delta": "write timedelta(hours=..., minutes=..., days=...) or a number of seconds",
+    "start_date": "write a date like 2020-08-04",
+}
+
+_KIND_NAMES = {
+    "container_image": "container image",
+    "notebook": "notebook",
+    "sql": "SQL",
+    "glue": "Glue",
+    "python_script": "Python script",
+    "external_wait": "external wait",
+}
+
+
+def _step_kind_message(item: Any) -> str:
+    prefixes = [p for p, _ in NAME_PREFIXES]
+    if not isinstance(item, dict):
+        return f"each task must be a mapping (name: ..., type: ...), got {_kind(item)}"
+    name = item.get("name")
+    if name is None or not str(name).strip():
+        return "the task has no name; its name tells its kind: " + ", ".join(prefixes) + " (or type: ExternalTaskSensor)"
+    name = str(name)
+    # Compare the name's start with each prefix: a misspelt prefix gets a suggestion.
+    best = max(prefixes, key=lambda p: difflib.SequenceMatcher(None, name[: len(p)].lower(), p).ratio())
+    ratio = difflib.SequenceMatcher(None, name[: len(best)].lower(), best).ratio()
+    hint = f"; did you mean a name starting with {best!r}?" if ratio >= 0.75 else ""
+    type_ = item.get("type")
+    type_hint = ""
+    if isinstance(type_, str) and type_.strip() and type_.strip() != "ExternalTaskSensor":
+        if difflib.SequenceMatcher(None, type_.strip().lower(), "externaltasksensor").ratio() >= 0.75:
+            type_hint = "; did you mean type: ExternalTaskSensor?"
+    return (
+        f"cannot tell the step kind of {name!r}: a step name must start with one of "
+        + ", ".join(prefixes)
+        + ", or the step must have type: ExternalTaskSensor"
+        + (type_hint or hint)
+    )
+
+
+def _message(err: dict[str, Any], located: _Located, raw_item: Any) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    last = located.path[-1] if located.path else ""
+    if kind == "unknown_step_kind":
+        return _step_kind_message(raw_item)
+    if kind == "extra_forbidden":
+        allowed = _field_names(located.parent)
+        key = str(last)
+        suggestion = did_you_mean(key, allowed)
+        where = ""
+        if located.step_class is not None and len(located.path) == 3:
+            where = f" for a {_KIND_NAMES.get(located.step_class.kind.value, located.step_class.kind.value)} step"
+        if suggestion:
+            return f"unknown key {key!r}{where}{suggestion}"
+        return f"unknown key {key!r}{where}; allowed keys: {', '.join(allowed)}"
+    if kind == "missing":
+        allowed = _literal_values(located.target)
+        more = f"; allowed values: {', '.join(allowed)}" if allowed else ""
+        return f"missing required key {str(last)!r}{more}"
+    if kind in ("literal_error", "enum"):
+        allowed = _literal_values(located.target)
+        if not allowed and located.about_key and isinstance(located.parent, Any.__class__):
+            allowed = []
+        if not allowed:
+            expected = str(ctx.get("expected", ""))
+            allowed = [part.strip(" '") for part in expected.replace(" or ", ", ").split(",") if part.strip()]
+        what = "key" if located.about_key else "value"
+        text = str(value) if value is not None else ""
+        return f"{what} {_short(value)} is not allowed{did_you_mean(text, allowed)} (allowed: {', '.join(allowed)})"
+    if kind == "value_error":
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        hint = _HINTS.get(str(last))
+        return f"{message}; {hint}" if hint and hint not in message else message
+    if kind in ("string_too_short",):
+        return "must not be empty"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length', 1)} item(s)"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping of keys, got {_kind(value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_kind(value)}"
+    if kind in ("string_type",):
+        return f"expected text, got {_kind(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {_kind(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"):
+        return f"expected a number, got {_kind(value)}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}
+        for key, word in words.items():
+            if key in ctx:
+                return f"must be {word} {ctx[key]}, got {_short(value)}"
+    hint = _HINTS.get(str(last))
+    message = f"{err.get('msg', kind)} (got {_short(value)})"
+    return f"{message}; {hint}" if hint else message
+
+
+def schema_errors(exc: ValidationError, doc: YamlDocument, prefix: KeyPath) -> list[ConfigError]:
+    """Pydantic errors of the pipeline at `prefix` as ConfigErrors located in the YAML."""
+    raw = doc.data
+    for part in prefix:
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    out = []
+    for err in exc.errors(include_url=False):
+        located = _locate(tuple(err["loc"]))
+        raw_item = None
+        if err["type"] == "unknown_step_kind" and len(located.path) >= 2:
+            tasks = raw.get("tasks") if isinstance(raw, dict) else None
+            index = located.path[1]
+            if isinstance(tasks, list) and isinstance(index, int) and index < len(tasks):
+                raw_item = tasks[index]
+        message = _message(err, located, raw_item)
+        full = tuple(prefix) + located.path
+        if err["type"] == "missing":
+            # Point at the mapping that lacks the key.
+            mark_path = full[:-1]
+            error = doc.error_at(mark_path, message, prefer_key=True)
+            error = ConfigError(error.file, error.line, _join(error.key_path, full, doc), message, root=error.root)
+        else:
+            prefer_key = err["type"] == "extra_forbidden" or located.about_key
+            error = doc.error_at(full, message, prefer_key=prefer_key)
+        out.append(error)
+    return out
+
+
+def _join(_parent_key_path: str, full: KeyPath, doc: YamlDocument) -> str:
+    from ml_pipelines.config.errors import format_key_path
+
+    return format_key_path(full, doc.data)

@@ -1,0 +1,351 @@
+"""Safe YAML loading that remembers where everything was written.
+
+`load_yaml(path, root=...)` composes the file with PyYAML's safe composer (libyaml's
+when available) and builds plain Python data from the node graph itself, so that:
+
+* every mapping key, mapping value and sequence item has its file and line recorded,
+  keyed by its path from the document root (`('dags', 'sagemaker', 'tasks', 1)`);
+* `!include <relative path>` is replaced by the included file's data; paths are
+  relative to the including file, may nest, must stay inside the project dir, and a
+  cycle is reported with its chain (a.yml -> b.yml -> a.yml);
+* duplicate keys in a mapping are errors (YAML would silently keep the last one);
+* mapping keys are always the text the user wrote (`no:` stays "no", not False);
+* only plain YAML types are built (no Python objects), a file is at most
+  `MAX_FILE_BYTES`, and a document (includes and alias expansions counted) at most
+  `MAX_NODES` nodes: an alias bomb stops there instead of eating the memory.
+
+Nothing raises on bad input: problems come back in `YamlDocument.issues`. A problem that
+leaves no usable data (syntax error, oversize file, alias bomb) sets `fatal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ml_pipelines.config.errors import ConfigError, KeyPath, display_path, format_key_path
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 100
+MAX_INCLUDE_DEPTH = 20
+INCLUDE_TAG = "!include"
+
+_YAML = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "timestamp")}
+_SEQ_TAG = _YAML + "seq"
+_MAP_TAG = _YAML + "map"
+_MERGE_TAG = _YAML + "merge"
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Composer(_BaseLoader):  # type: ignore[misc, valid-type]
+    """Composes nodes only; construction is ours."""
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where something was written: a file and a 1-based line."""
+
+    file: Path
+    line: int
+
+
+@dataclass
+class Positions:
+    """Marks by path: `keys` for mapping keys, `values` for values and list items."""
+
+    keys: dict[KeyPath, Mark] = field(default_factory=dict)
+    values: dict[KeyPath, Mark] = field(default_factory=dict)
+
+    def find(self, path: KeyPath, prefer_key: bool = False) -> Mark | None:
+        """The mark of `path` (its key's or its value's), else of the nearest parent."""
+        path = tuple(path)
+        while True:
+            first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+            mark = first.get(path) or second.get(path)
+            if mark is not None:
+                return mark
+            if not path:
+                return None
+            path = path[:-1]
+
+    def line(self, path: KeyPath, prefer_key: bool = False) -> int | None:
+        mark = self.find(path, prefer_key)
+        return mark.line if mark else None
+
+
+@dataclass(frozen=True)
+class YamlIssue:
+    path: KeyPath  # where in the document; () for the whole file
+    mark: Mark
+    message: str
+
+
+@dataclass
+class YamlDocument:
+    file: Path
+    root: Path
+    data: Any = None
+    positions: Positions = field(default_factory=Positions)
+    issues: list[YamlIssue] = field(default_factory=list)
+    fatal: bool = False
+    includes: list[Path] = field(default_factory=list)  # every file pulled in
+
+    def error_at(self, path: KeyPath, message: str, *, prefer_key: bool = False) -> ConfigError:
+        """A ConfigError for `path`: the file and line where it (or its nearest parent) was written."""
+        mark = self.positions.find(path, prefer_key) or Mark(self.file, 1)
+        return ConfigError(mark.file, mark.line, format_key_path(path, self.data), message, root=self.root)
+
+    def issue_errors(self) -> list[ConfigError]:
+        return [self._issue_error(issue) for issue in self.issues]
+
+    def _issue_error(self, issue: YamlIssue) -> ConfigError:
+        return ConfigError(
+            issue.mark.file, issue.mark.line, format_key_path(issue.path, self.data), issue.message, root=self.root
+        )
+
+    def errors_under(self, prefix: KeyPath) -> list[ConfigError]:
+        """Errors of the issues at or below `prefix`."""
+        n = len(prefix)
+        return [self._issue_error(i) for i in self.issues if tuple(i.path[:n]) == tuple(prefix)]
+
+    @property
+    def errors(self) -> list[ConfigError]:
+        return self.issue_errors()
+
+
+class _Abort(Exception):
+    """Stops the whole load (alias bomb, runaway nesting)."""
+
+    def __init__(self, mark: Mark, message: str):
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def load_yaml(path: str | Path, *, root: str | Path | None = None) -> YamlDocument:
+    """Load one YAML file (and what it includes). Never raises for bad input.
+
+    `root` confines `!include` and is what error paths are shown relative to; default:
+    the file's folder.
+    """
+    path = Path(path).absolute()
+    root_path = Path(root).absolute() if root is not None else path.parent
+    doc = YamlDocument(file=path, root=root_path)
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.load_file(path, prefix=(), site=None)
+    except _Abort as abort:
+        doc.issues.append(YamlIssue((), abort.mark, abort.message))
+        doc.fatal = True
+        doc.data = None
+    except RecursionError:
+        doc.issues.append(YamlIssue((), Mark(path, 1), f"document nested deeper than {MAX_DEPTH} levels"))
+        doc.fatal = True
+        doc.data = None
+    if builder.top_level_failed:
+        doc.fatal = True
+    return doc
+
+
+def _syntax_message(exc: yaml.YAMLError, text: str, line: int) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    message = f"YAML syntax error: {problem}"
+    if context:
+        context_mark = getattr(exc, "context_mark", None)
+        where = f" (line {context_mark.line + 1})" if context_mark is not None else ""
+        message += f", {context}{where}"
+    lines = text.splitlines()
+    if 1 <= line <= len(lines) and "\t" in lines[line - 1]:
+        message += "; this line holds a tab: indent with spaces only"
+    elif "cannot start any token" in message or "mapping values are not allowed" in message:
+        message += "; check the indentation, and that each 'key: value' has a space after the colon"
+    return message
+
+
+class _Builder:
+    def __init__(self, doc: YamlDocument):
+        self.doc = doc
+        self.root = doc.root
+        self.root_resolved = doc.root.resolve()
+        self.chain: list[Path] = []
+        self.nodes = 0
+        self.constructor = SafeConstructor()
+        self.top_level_failed = False
+
+    # -- files -----------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return display_path(path, self.root)
+
+    def _issue(self, path: KeyPath, mark: Mark, message: str) -> None:
+        self.doc.issues.append(YamlIssue(tuple(path), mark, message))
+
+    def load_file(self, path: Path, prefix: KeyPath, site: Mark | None) -> Any:
+        """Build the data of `path` at `prefix`. `site` is the !include's mark (None: top)."""
+        top = site is None
+
+        def fail(mark: Mark, message: str) -> None:
+            self._issue(prefix, mark, message)
+            if top:
+                self.top_level_failed = True
+
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
+            return None
+        if size > MAX_FILE_BYTES:
+            fail(Mark(path, 1), f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
+            return None
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            fail(Mark(path, 1), f"file is not UTF-8 text ({exc.reason} at byte {exc.start})")
+            return None
+        except OSError as exc:
+            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
+            return None
+
+        composer = _Composer(text)
+        try:
+            node = composer.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            fail(Mark(path, line), _syntax_message(exc, text, line))
+            return None
+        finally:
+            composer.dispose()
+        if node is None:
+            return None
+        if not top:
+            self.doc.includes.append(path)
+        self.chain.append(path.resolve())
+        try:
+            return self.build(node, prefix, path, depth=0, active=set())
+        finally:
+            self.chain.pop()
+
+    def include(self, node: ScalarNode, path: KeyPath, file: Path, depth: int) -> Any:
+        site = Mark(file, node.start_mark.line + 1)
+        target_text = str(node.value or "").strip()
+        if not target_text:
+            self._issue(path, site, "!include needs a file path, e.g. !include common/snowflake.yml")
+            return None
+        target = Path(target_text)
+        if not target.is_absolute():
+            target = file.parent / target
+        resolved = target.resolve()
+        if not resolved.is_relative_to(self.root_resolved):
+            self._issue(path, site, f"!include {target_text!r} points outside the project directory {self.root}")
+            return None
+        if resolved in self.chain:
+            cycle = [self._rel(p) for p in self.chain[self.chain.index(resolved) :]] + [self._rel(resolved)]
+            self._issue(path, site, "!include cycle: " + " -> ".join(cycle))
+            return None
+        if len(self.chain) >= MAX_INCLUDE_DEPTH:
+            self._issue(path, site, f"!include nested deeper than {MAX_INCLUDE_DEPTH} files")
+            return None
+        if not resolved.exists():
+            self._issue(path, site, f"included file {self._rel(resolved)} not found (!include {target_text})")
+            return None
+        if not resolved.is_file():
+            self._issue(path, site, f"!include {target_text!r} is not a file")
+            return None
+        return self.load_file(resolved, path, site)
+
+    # -- nodes -----------------------------------------------------------------------
+    def build(self, node: Node, path: KeyPath, file: Path, depth: int, active: set[int]) -> Any:
+        mark = Mark(file, node.start_mark.line + 1)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Abort(
+                mark, f"document expands to more than {MAX_NODES} values (too many aliases? an alias bomb?)"
+            )
+        if depth > MAX_DEPTH:
+            raise _Abort(mark, f"document nested deeper than {MAX_DEPTH} levels")
+        self.doc.positions.values.setdefault(path, mark)
+        if id(node) in active:
+            raise _Abort(mark, "an alias refers to a node that contains it (recursive alias)")
+
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path, file, depth, mark)
+        active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    self._issue(path, mark, f"unsupported tag {node.tag} on a list")
+                return [self.build(item, path + (i,), file, depth + 1, active) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                if node.tag != _MAP_TAG:
+                    self._issue(path, mark, f"unsupported tag {node.tag} on a mapping")
+                return self.mapping(node, path, file, depth, active)
+        finally:
+            active.discard(id(node))
+        raise _Abort(mark, f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
+
+    def scalar(self, node: ScalarNode, path: KeyPath, file: Path, depth: int, mark: Mark) -> Any:
+        if node.tag == INCLUDE_TAG:
+            return self.include(node, path, file, depth)
+        if node.tag not in _SCALAR_TAGS:
+            self._issue(path, mark, f"unsupported tag {node.tag}; only plain values and !include are allowed")
+            return node.value
+        try:
+            return self.constructor.yaml_constructors[node.tag](self.constructor, node)
+        except Exception:
+            # e.g. an impossible date like 2020-02-30: keep the text, the schema explains.
+            return node.value
+
+    def _key_text(self, key_node: Node, path: KeyPath, file: Path) -> str | None:
+        if isinstance(key_node, ScalarNode) and key_node.tag != INCLUDE_TAG:
+            return str(key_node.value)
+        self._issue(path, Mark(file, key_node.start_mark.line + 1), "a mapping key must be plain text")
+        return None
+
+    def _merge_sources(self, value: Node, path: KeyPath, file: Path) -> list[MappingNode]:
+        if isinstance(value, MappingNode):
+            return [value]
+        if isinstance(value, SequenceNode) and all(isinstance(v, MappingNode) for v in value.value):
+            return list(value.value)
+        self._issue(path, Mark(file, value.start_mark.line + 1), "'<<' (merge) needs a mapping or a list of mappings")
+        return []
+
+    def mapping(self, node: MappingNode, path: KeyPath, file: Path, depth: int, active: set[int]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        merges: list[MappingNode] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.extend(self._merge_sources(value_node, path, file))
+                continue
+            key = self._key_text(key_node, path, file)
+            if key is None:
+                continue
+            key_line = key_node.start_mark.line + 1
+            if key in first_line:
+                self._issue(
+                    path + (key,),
+                    Mark(file, key_line),
+                    f"duplicate key {key!r} (first written at line {first_line[key]}); "
+                    "YAML would silently keep only one of them",
+                )
+                continue
+            first_line[key] = key_line
+            self.doc.positions.keys.setdefault(path + (key,), Mark(file, key_line))
+            out[key] = self.build(value_node, path + (key,), file, depth + 1, active)
+        # Merged keys never override keys written in the mapping; earlier sources win.
+        for source in merges:
+            if id(source) in active:
+                raise _Abort(Mark(file, source.start_mark.line + 1), "a merge ('<<') refers to a mapping that contains it")
+            merged = self.mapping(source, path, file, depth + 1, active | {id(source)})
+            for key, value in merged.items():
+                out.setdefault(key, value)
+        return out

@@ -1,0 +1,616 @@
+"""Config -> plan: what each step runs for one environment and time window.
+
+`plan_step` is what the Dagster assets call at run time and `plan_as_dict` what
+`ml-pipelines plan` prints, so the printed plan is exactly what executes.
+
+Rules (docs: config reference):
+
+- parameters = `resolve_parameters(parameter file, env)` (COMMON + env section; LOCAL
+  falls back to DEV with s3:// values mapped under the storage root), then the step's
+  `templates_dict` rendered for the run on top. Notebooks also get `ENV` (the backend adds
+  `output_dir`). Glue and Python scripts get the same mapping as `arguments`, each value as
+  text (`str()`, JSON for mappings and lists); Glue's job name is `<pipeline_id>-<step>`.
+- SQL files are rendered with the template context, the rendered templates_dict values at
+  top level and `params` (the step's parameters); connection = CommonConf, schema = the
+  config's `schema`.
+- A notebook runs in the image of the container-image step among its direct upstream
+  steps (else the pipeline's first one); with none it gets `python3` + the model's
+  `requirements.txt` if present. The Dockerfile is `containers/<kernel>/Dockerfile`.
+- A notebook step with an empty `notebook_name` has nothing to run: `plan_step` raises
+  PlanError for it and `is_noop_step` tells callers to skip it.
+- Storage URIs: see `storage_layout.py`.
+
+Time windows (`window_for`): a pipeline with a cron (or preset other than `@once`) and a
+start_date is partitioned. For a logical date D the window starts at the first cron tick
+on D (UTC), or, when the cron has no tick on D, at the last tick before D (the window
+holding D, e.g. the Sunday of a weekly cron); it ends at the next tick. This matches the
+partition keyed D in Dagster's time-window partitions. Other pipelines are unpartitioned
+(`None`): their templates see the run's current date (or the date asked for).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from datetime import date, datetime, time, timedelta, timezone
+from enum import Enum
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ml_pipelines.config.parameters import resolve_parameters
+from ml_pipelines.config.paths import container_step_for
+from ml_pipelines.config.schema import (
+    ContainerImageStep,
+    ExternalWaitStep,
+    GlueStep,
+    NotebookStep,
+    PythonScriptStep,
+    SqlStep,
+    StepBase,
+    StepKind,
+)
+from ml_pipelines.config.templates import render, render_templates_dict, template_context
+from ml_pipelines.config.variables import Variables, load_variables
+from ml_pipelines.plan import storage_layout
+from ml_pipelines.plan.model import (
+    ContainerImagePlan,
+    ExternalWaitPlan,
+    GluePlan,
+    NotebookPlan,
+    PythonScriptPlan,
+    RunIdentity,
+    SqlPlan,
+    SqlStatementFile,
+    TimeWindow,
+)
+from ml_pipelines.plan.storage_layout import PlanError
+from ml_pipelines.plan.versions import image_version, step_code_version
+
+if TYPE_CHECKING:
+    from ml_pipelines.config.loader import LoadedPipeline, Project
+    from ml_pipelines.config.paths import ProjectPaths, StepFiles
+
+DEFAULT_KERNEL = "python3"
+DEFAULT_REQUIREMENTS = "requirements.txt"
+# LOCAL state lives under <project>/.ml_pipelines; the S3 mirror below it.
+DEFAULT_LOCAL_STORAGE = Path(".ml_pipelines") / "storage"
+
+PRESET_CRONS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+Plan = ContainerImagePlan | NotebookPlan | GluePlan | PythonScriptPlan | SqlPlan | ExternalWaitPlan
+
+
+# ---------------------------------------------------------------- cron windows (pure Python)
+
+_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_NAMES = (
+    {},
+    {},
+    {},
+    {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
+    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+)
+_SEARCH_DAYS = 366 * 9  # "0 0 29 2 1"-style crons can skip years
+
+
+def _field_values(text: str, index: int) -> frozenset[int]:
+    low, high = _FIELD_RANGES[index]
+    names = _NAMES[index]
+
+    def value(v: str) -> int:
+        return int(v) if v.isdigit() else names[v]
+
+    out: set[int] = set()
+    for item in text.lower().split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            first, last = value(a), value(b)
+        else:
+            first = value(span)
+            last = high if step_text else first
+        out.update(range(first, last + 1, step))
+    if index == 4 and 7 in out:  # 7 is Sunday too
+        out.discard(7)
+        out.add(0)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=512)
+def _parse_cron(cron: str) -> tuple[frozenset[int], ...] | Any:
+    parts = cron.split()
+    if len(parts) != 5:
+        raise PlanError(f"cron {cron!r} must have 5 fields")
+    sets = tuple(_field_values(p, i) for i, p in enumerate(parts))
+    day_or = not parts[2].startswith("*") and not parts[4].startswith("*")
+    return sets, day_or
+
+
+def _day_matches(cron: str, day: date) -> bool:
+    (_, _, doms, months, dows), day_or = _parse_cron(cron)
+    if day.month not in months:
+        return False
+    dom_ok, dow_ok = day.day in doms, (day.weekday() + 1) % 7 in dows
+    return (dom_ok or dow_ok) if day_or else (dom_ok and dow_ok)
+
+
+def _ticks_on(cron: str, day: date) -> list[datetime]:
+    if not _day_matches(cron, day):
+        return []
+    (minutes, hours, *_), _ = _parse_cron(cron)
+    return [
+        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(hours) for m in sorted(minutes)
+    ]
+
+
+def next_tick(cron: str, after: datetime, *, inclusive: bool = True) -> datetime:
+    """The first tick of `cron` at (inclusive) or after `after` (UTC)."""
+    day = after.date()
+    for offset in range(_SEARCH_DAYS):
+        for tick in _ticks_on(cron, day + timedelta(days=offset)):
+            if tick > after or (inclusive and tick == after):
+                return tick
+    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days of {after:%Y-%m-%d}")
+
+
+def previous_tick(cron: str, before: datetime) -> datetime:
+    """The last tick of `cron` strictly before `before` (UTC)."""
+    day = before.date()
+    for offset in range(_SEARCH_DAYS):
+        for tick in reversed(_ticks_on(cron, day - timedelta(days=offset))):
+            if tick < before:
+                return tick
+    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days before {before:%Y-%m-%d}")
+
+
+def cron_of(schedule_interval: str | None) -> str | None:
+    """The cron behind a schedule_interval; None for no schedule and for `@once`."""
+    if schedule_interval is None or schedule_interval == "@once":
+        return None
+    return PRESET_CRONS.get(schedule_interval, schedule_interval)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+def window_for(schedule_interval: str | None, start_date: date | None, logical_date: date) -> TimeWindow | None:
+    """The time window of the run for `logical_date` (see the module doc); None when the
+    pipeline is unpartitioned (no cron, `@once`, or no start_date). PlanError when the
+    date lies before the pipeline's first partition."""
+    cron = cron_of(schedule_interval)
+    if cron is None or start_date is None:
+        return None
+    if isinstance(logical_date, datetime):
+        logical_date = logical_date.date()
+    day_start = _midnight(logical_date)
+    first = next_tick(cron, day_start)
+    start = first if first < day_start + timedelta(days=1) else previous_tick(cron, day_start)
+    first_partition = next_tick(cron, _midnight(start_date))
+    if start < first_partition:
+        raise PlanError(
+            f"{logical_date.isoformat()} is before the first partition ({first_partition:%Y-%m-%d %H:%M} UTC) "
+            f"of a pipeline with start_date {start_date.isoformat()}"
+        )
+    return TimeWindow(start=start, end=next_tick(cron, start, inclusive=False))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def default_storage_root(paths: ProjectPaths) -> Path:
+    return Path(paths.root) / DEFAULT_LOCAL_STORAGE
+
+
+def _files(pipeline: LoadedPipeline, step_name: str) -> StepFiles:
+    files = pipeline.files.get(step_name)
+    if files is None:
+        raise PlanError(f"step {step_name} of {pipeline.config.pipeline_id}: its files were not resolved")
+    return files
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return str(value)
+
+
+def step_arguments(parameters: Mapping[str, Any]) -> dict[str, str]:
+    """Parameters as script arguments: keys as is (the backend adds `--`), values as text."""
+    return {str(k): _stringify(v) for k, v in parameters.items()}
+
+
+def _run(pipeline: LoadedPipeline, step_name: str, env: str, window: TimeWindow | None) -> RunIdentity:
+    return RunIdentity(pipeline_id=pipeline.config.pipeline_id, step_name=step_name, env=env, window=window)
+
+
+class _Resolver:
+    """Shared work for one (pipeline, step, env, window): context, parameters, templates."""
+
+    def __init__(
+        self,
+        pipeline: LoadedPipeline,
+        step: StepBase,
+        env: str,
+        window: TimeWindow | None,
+        paths: ProjectPaths,
+        variables: Variables,
+        storage_root: Path | None,
+        now: datetime | None,
+    ) -> None:
+        self.pipeline, self.step, self.env, self.window = pipeline, step, env, window
+        self.paths, self.variables, self.now = paths, variables, now
+        self.storage_root = Path(storage_root) if storage_root is not None else default_storage_root(paths)
+        self.files: StepFiles | None = pipeline.files.get(step.name)
+        self._templates: dict[str, str] | None = None
+
+    @property
+    def run(self) -> RunIdentity:
+        return _run(self.pipeline, self.step.name, self.env, self.window)
+
+    def context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return template_context(self.window, self.env, self.variables, extra, now=self.now)
+
+    @property
+    def templates(self) -> dict[str, str]:
+        if self._templates is None:
+            self._templates = render_templates_dict(self.step.templates_dict, self.context(), step=self.step.name)
+        return self._templates
+
+    @cached_property
+    def file_parameters(self) -> dict[str, Any]:
+        parameter_file = getattr(self.files, "parameter_file", None) if self.files is not None else None
+        return resolve_parameters(parameter_file, self.env, self.storage_root)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {**self.file_parameters, **self.templates}
+
+    def bucket(self, bucket_config: Mapping[str, Any]) -> str:
+        where = f"step {self.step.name} of {self.pipeline.config.pipeline_id}"
+        return storage_layout.model_bucket(bucket_config, self.env, where=where)
+
+
+# ---------------------------------------------------------------- images
+
+
+def _image_step_for(pipeline: LoadedPipeline, step_name: str | None) -> ContainerImageStep | None:
+    """The container-image step named `step_name`, or the one a notebook runs in (an
+    upstream one, else the pipeline's first: the rule of `config.paths.container_step_for`)."""
+    images = [t for t in pipeline.config.tasks if isinstance(t, ContainerImageStep)]
+    if step_name is None:
+        return images[0] if images else None
+    step = pipeline.config.step(step_name)
+    if isinstance(step, ContainerImageStep):
+        return step
+    return container_step_for(pipeline.config, step)
+
+
+def _model_dir(pipeline: LoadedPipeline, paths: ProjectPaths) -> Path:
+    name = pipeline.config.model_name
+    return Path(paths.sagemaker_models) / name if name else Path(paths.sagemaker_models)
+
+
+def _default_dockerfile(paths: ProjectPaths, kernel: str) -> Path | None:
+    candidate = Path(paths.containers) / kernel / "Dockerfile"
+    return candidate if candidate.is_file() else None
+
+
+def image_plan(
+    pipeline: LoadedPipeline,
+    env: str,
+    paths: ProjectPaths,
+    *,
+    step_name: str | None = None,
+    window: TimeWindow | None = None,
+) -> ContainerImagePlan:
+    """The runtime of the pipeline's notebooks: the container-image step named `step_name`,
+    or the one upstream of the notebook step `step_name`, or the pipeline's first one; with
+    none, `python3` + the model's requirements.txt (if present)."""
+    image = _image_step_for(pipeline, step_name)
+    model_dir = _model_dir(pipeline, paths)
+    if image is not None:
+        files = pipeline.files.get(image.name)
+        kernel = image.kernel
+        requirements = getattr(files, "requirements_file", None) if files is not None else None
+        dockerfile = getattr(files, "dockerfile", None) if files is not None else None
+        if files is not None and getattr(files, "model_dir", None) is not None:
+            model_dir = Path(files.model_dir)
+        run_step = image.name
+    else:
+        kernel = DEFAULT_KERNEL
+        candidate = model_dir / DEFAULT_REQUIREMENTS
+        requirements = candidate if pipeline.config.model_name and candidate.is_file() else None
+        dockerfile = None
+        run_step = step_name or "ecr_container_creation"
+    if dockerfile is None:
+        dockerfile = _default_dockerfile(paths, kernel)
+    return ContainerImagePlan(
+        run=_run(pipeline, run_step, env, window),
+        kernel=kernel,
+        model_dir=model_dir,
+        requirements_file=requirements,
+        dockerfile=dockerfile,
+        content_hash=image_version(kernel, requirements, dockerfile),
+        image_name=f"{pipeline.config.pipeline_id}-{kernel}",
+    )
+
+
+# ---------------------------------------------------------------- one resolver per step kind
+
+
+def _plan_image(r: _Resolver) -> ContainerImagePlan:
+    return image_plan(r.pipeline, r.env, r.paths, step_name=r.step.name, window=r.window)
+
+
+def _plan_notebook(r: _Resolver) -> NotebookPlan:
+    step: NotebookStep = r.step  # type: ignore[assignment]
+    files = _files(r.pipeline, step.name)
+    if files.main is None:
+        raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: notebook_name is empty; nothing to run")
+    model_name = r.pipeline.config.model_name
+    if not model_name:
+        raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: the pipeline has no model_name")
+    uris = storage_layout.notebook_uris(r.bucket(step.BucketIOConfig), r.env, model_name, Path(files.main).stem)
+    return NotebookPlan(
+        run=r.run,
+        notebook=Path(files.main),
+        model_dir=Path(files.model_dir),
+        lib_dir=files.lib_dir,
+        parameter_file=files.parameter_file,
+        image=image_plan(r.pipeline, r.env, r.paths, step_name=step.name, window=r.window),
+        parameters={**r.parameters, "ENV": r.env},
+        input_uri=uris["input"],
+        output_uri=uris["output"],
+        instance_type=step.Details.instance_type,
+        instance_count=step.Details.instance_count,
+        volume_size_gb=step.Details.volume_size_InGB,
+    )
+
+
+def _plan_glue(r: _Resolver) -> GluePlan:
+    step: GlueStep = r.step  # type: ignore[assignment]
+    files = _files(r.pipeline, step.name)
+    details = step.Details
+    common = details.script_loc == "common"
+    uris = storage_layout.glue_uris(
+        r.bucket(step.BucketIOConfig), r.env, r.pipeline.config.glue_model_name, details.script_name, common=common
+    )
+    return GluePlan(
+        run=r.run,
+        job_name=f"{r.pipeline.config.pipeline_id}-{step.name}",
+        script=Path(files.main),
+        script_dir=Path(files.model_dir),
+        lib_dir=files.lib_dir,
+        jars=tuple(files.jars or ()),
+        py_files=tuple(files.py_files or ()),
+        requirements_file=files.requirements_file,
+        arguments=step_arguments(r.parameters),
+        worker_type=details.worker_type,
+        number_of_workers=details.number_of_workers,
+        base_uri=uris["base"],
+        input_uri=uris["input"],
+        lib_uri=uris["lib"],
+        jar_uri=uris["jar"],
+        temp_uri=uris["temp"],
+        common_input_uris={k: uris[k] for k in storage_layout.GLUE_COMMON_INPUTS if k in uris},
+    )
+
+
+def _plan_python(r: _Resolver) -> PythonScriptPlan:
+    files = _files(r.pipeline, r.step.name)
+    return PythonScriptPlan(
+        run=r.run,
+        script=Path(files.main),
+        script_dir=Path(files.model_dir),
+        lib_dir=files.lib_dir,
+        requirements_file=files.requirements_file,
+        arguments=step_arguments(r.parameters),
+    )
+
+
+def _plan_sql(r: _Resolver) -> SqlPlan:
+    step: SqlStep = r.step  # type: ignore[assignment]
+    files = _files(r.pipeline, step.name)
+    parameters = r.parameters
+    context = r.context({**r.templates, "params": parameters})
+    sql_files = list(files.sql_files or ())
+    if len(sql_files) != len(step.sql_file_names):
+        raise PlanError(
+            f"step {step.name} of {r.pipeline.config.pipeline_id}: {len(step.sql_file_names)} sql_file_names "
+            f"but {len(sql_files)} files found"
+        )
+    rendered = []
+    for name, path in zip(step.sql_file_names, sql_files):
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: cannot read {path}: {exc}") from None
+        rendered.append(SqlStatementFile(name=name, path=path, text=render(text, context, where=f"step {step.name}, {name}")))
+    return SqlPlan(run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {}))
+
+
+def _plan_external(r: _Resolver) -> ExternalWaitPlan:
+    details = r.step.external_dag_details  # type: ignore[attr-defined]
+    return ExternalWaitPlan(
+        run=r.run,
+        external_pipeline_id=details.external_dag_id,
+        external_step_name=details.external_task_id,
+        allowed_states=tuple(details.allowed_states),
+        poke_interval_s=float(details.poke_interval),
+        timeout_s=float(details.timeout),
+        mode=details.mode,
+        execution_delta_s=details.execution_delta.total_seconds(),
+    )
+
+
+# One resolver per step kind (adding a kind = adding one entry).
+PLANNERS: dict[StepKind, Callable[[_Resolver], Any]] = {
+    StepKind.CONTAINER_IMAGE: _plan_image,
+    StepKind.NOTEBOOK: _plan_notebook,
+    StepKind.GLUE: _plan_glue,
+    StepKind.PYTHON_SCRIPT: _plan_python,
+    StepKind.SQL: _plan_sql,
+    StepKind.EXTERNAL_WAIT: _plan_external,
+}
+
+
+def is_noop_step(pipeline: LoadedPipeline, step_name: str) -> bool:
+    """True for a step with nothing to run: a notebook step whose notebook_name is empty
+    (the old generator's way to keep only Glue/SQL steps). Its asset succeeds at once."""
+    step = pipeline.config.step(step_name)
+    return isinstance(step, NotebookStep) and not step.notebook_name.strip()
+
+
+def plan_step(
+    pipeline: LoadedPipeline,
+    step_name: str,
+    env: str,
+    window: TimeWindow | None,
+    *,
+    paths: ProjectPaths,
+    variables: Variables,
+    storage_root: Path | None,
+    now: datetime | None = None,
+) -> Plan:
+    """The plan of one step for (env, window). `storage_root` (LOCAL's S3 mirror) defaults
+    to `<project>/.ml_pipelines/storage`; `now` sets "today" for an unpartitioned run.
+
+    Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
+    message naming the step."""
+    step = pipeline.config.step(step_name)
+    resolver = _Resolver(pipeline, step, env.upper(), window, paths, variables, storage_root, now)
+    return PLANNERS[step.kind](resolver)
+
+
+# ---------------------------------------------------------------- plan as JSON
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _storage_of(plan: Any) -> dict[str, Any]:
+    """Input and output locations; None where the layout defines none (a Glue or Python
+    script writes where its parameters say; SQL writes to the warehouse)."""
+    if isinstance(plan, NotebookPlan):
+        return {"input": plan.input_uri, "output": plan.output_uri}
+    if isinstance(plan, GluePlan):
+        return {
+            "input": plan.input_uri,
+            "output": None,
+            "base": plan.base_uri,
+            "lib": plan.lib_uri,
+            "jar": plan.jar_uri,
+            "temp": plan.temp_uri,
+            **plan.common_input_uris,
+        }
+    return {"input": None, "output": None}
+
+
+def _pipeline(project: Project, pipeline_id: str) -> LoadedPipeline:
+    for pipeline in project.pipelines:
+        if pipeline.config.pipeline_id == pipeline_id:
+            return pipeline
+    known = sorted(p.config.pipeline_id for p in project.pipelines)
+    close = difflib.get_close_matches(pipeline_id, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else (f"; known: {', '.join(known)}" if known else "")
+    raise PlanError(f"unknown pipeline {pipeline_id!r}{hint}")
+
+
+def plan_as_dict(
+    project: Project,
+    pipeline_id: str,
+    env: str,
+    logical_date: date | None,
+    *,
+    storage_root: Path | None = None,
+    variables: Variables | None = None,
+) -> dict[str, Any]:
+    """JSON-able plan of a whole pipeline for `env` and `logical_date` (default: today, UTC),
+    in the order the steps run. Each step: name, kind, asset_key, deps, code_version,
+    parameters (resolved), templates (rendered), storage ({input, output...} URIs), and the
+    fields of its plan (paths as text; `run` left out)."""
+    env = env.upper()
+    pipeline = _pipeline(project, pipeline_id)
+    config = pipeline.config
+    paths = project.paths
+    day = logical_date or datetime.now(timezone.utc).date()
+    window = window_for(config.schedule_interval, config.default_args.start_date, day)
+    now = _midnight(day)
+    variables = variables if variables is not None else load_variables(paths.model_configs, env)
+    from graphlib import TopologicalSorter
+
+    order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
+    steps = []
+    for name in order:
+        step = config.step(name)
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": step.kind.value,
+            "asset_key": [config.pipeline_id, name],
+            "deps": [[config.pipeline_id, up] for up in step.upstream_task_name],
+            "code_version": step_code_version(pipeline, name, paths),
+        }
+        if is_noop_step(pipeline, name):
+            entry.update(noop=True, parameters={}, templates={}, storage={"input": None, "output": None})
+            steps.append(entry)
+            continue
+        resolver = _Resolver(pipeline, step, env, window, paths, variables, storage_root, now)
+        plan = PLANNERS[step.kind](resolver)
+        if isinstance(plan, NotebookPlan):
+            parameters: dict[str, Any] = plan.parameters
+        elif step.kind in (StepKind.EXTERNAL_WAIT, StepKind.CONTAINER_IMAGE):
+            parameters = {}
+        else:
+            parameters = resolver.parameters
+        entry.update(
+            noop=False,
+            parameters=_jsonable(parameters),
+            templates=_jsonable(resolver.templates),
+            storage=_storage_of(plan),
+        )
+        for key, value in _jsonable(plan).items():
+            if key != "run":
+                entry.setdefault(key, value)
+        steps.append(entry)
+    return {
+        "pipeline_id": config.pipeline_id,
+        "env": env,
+        "schedule": config.schedule_interval,
+        "logical_date": day.isoformat(),
+        "window": None if window is None else {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "config_file": str(pipeline.source),
+        "steps": steps,
+    }

@@ -1,0 +1,178 @@
+"""Code versions: a short hash of what defines a step, so Dagster marks it stale on change.
+
+A step's version (sha256, first 16 hex digits) covers:
+
+- its config (canonical JSON of the step model, without `upstream_task_name`: rewiring
+  lineage alone does not change what a step computes) and the pipeline keys that choose
+  its files or target (`model_name` / `glue_model_name`, and `schema` for SQL);
+- the contents of its files: notebook (cell types and sources only, so re-saving a
+  notebook with new outputs does not make it stale), script, parameter file,
+  requirements, `lib/` tree (relative names + contents; `__pycache__`, `*.pyc` and
+  `.ipynb_checkpoints` ignored), jars, py files, SQL texts, Dockerfile;
+- for a notebook, its image's version too.
+
+The container image's version is hash(kernel, requirements text, Dockerfile text); it is
+also `ContainerImagePlan.content_hash`.
+
+Files are named relative to the project root (moving the checkout changes nothing). File
+digests are cached per (path, mtime_ns, size), so files shared by many pipelines are read
+once per load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ml_pipelines.config.schema import ContainerImageStep, StepKind
+
+if TYPE_CHECKING:
+    from ml_pipelines.config.loader import LoadedPipeline
+    from ml_pipelines.config.paths import ProjectPaths, StepFiles
+
+VERSION_LENGTH = 16
+_IGNORED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store"})
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+_CACHE_LIMIT = 100_000
+_cache: dict[tuple[str, int, int], str] = {}
+_cache_lock = threading.Lock()
+
+
+def _sha(parts: Iterable[bytes | str]) -> hashlib._Hash:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h
+
+
+def _notebook_digest(raw: bytes) -> str:
+    """Digest of a notebook's cell types and sources; raw bytes when it is not JSON."""
+    try:
+        cells = json.loads(raw).get("cells", [])
+        content = [
+            [cell.get("cell_type"), "".join(s) if isinstance(s := cell.get("source", ""), list) else s]
+            for cell in cells
+        ]
+    except (ValueError, AttributeError, TypeError):
+        return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content (cached per path, mtime_ns and size); "missing" if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    digest = _cache.get(key)
+    if digest is None:
+        raw = Path(path).read_bytes()
+        digest = _notebook_digest(raw) if str(path).endswith(".ipynb") else hashlib.sha256(raw).hexdigest()
+        with _cache_lock:
+            if len(_cache) >= _CACHE_LIMIT:
+                _cache.clear()
+            _cache[key] = digest
+    return digest
+
+
+def clear_digest_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
+def _tree_entries(role: str, directory: Path, root: Path | None) -> list[str]:
+    entries = []
+    if not Path(directory).is_dir():
+        return [f"{role}\0{_display(directory, root)}\0missing"]
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_PARTS)
+        for name in sorted(filenames):
+            if name in _IGNORED_PARTS or name.endswith(_IGNORED_SUFFIXES):
+                continue
+            full = Path(dirpath) / name
+            entries.append(f"{role}\0{full.relative_to(directory).as_posix()}\0{file_digest(full)}")
+    return entries
+
+
+def _file_entry(role: str, path: Path | None, root: Path | None) -> list[str]:
+    if path is None:
+        return [f"{role}\0none"]
+    return [f"{role}\0{_display(path, root)}\0{file_digest(path)}"]
+
+
+def _short(parts: Iterable[bytes | str]) -> str:
+    return _sha(parts).hexdigest()[:VERSION_LENGTH]
+
+
+def image_version(kernel: str, requirements_file: Path | None, dockerfile: Path | None) -> str:
+    """hash(kernel, requirements text, Dockerfile text): the image tag."""
+    return _short(
+        [
+            "image-v1",
+            kernel,
+            file_digest(requirements_file) if requirements_file is not None else "no-requirements",
+            file_digest(dockerfile) if dockerfile is not None else "no-dockerfile",
+        ]
+    )
+
+
+def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
+    dump = step.model_dump(mode="json", by_alias=True, exclude={"upstream_task_name"})
+    cfg = pipeline.config
+    context: dict[str, Any] = {"kind": step.kind.value}
+    if step.kind == StepKind.SQL:
+        context["schema"] = cfg.schema_
+    if step.kind in (StepKind.NOTEBOOK, StepKind.CONTAINER_IMAGE, StepKind.SQL, StepKind.PYTHON_SCRIPT):
+        context["model_name"] = cfg.model_name
+    if step.kind in (StepKind.GLUE, StepKind.SQL, StepKind.PYTHON_SCRIPT):
+        context["glue_model_name"] = cfg.glue_model_name
+    return json.dumps({"step": dump, "pipeline": context}, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _file_entries(files: StepFiles | None, root: Path | None) -> list[str]:
+    if files is None:
+        return ["files\0none"]
+    entries: list[str] = []
+    entries += _file_entry("main", getattr(files, "main", None), root)
+    entries += _file_entry("parameters", getattr(files, "parameter_file", None), root)
+    entries += _file_entry("requirements", getattr(files, "requirements_file", None), root)
+    lib_dir = getattr(files, "lib_dir", None)
+    entries += _tree_entries("lib", lib_dir, root) if lib_dir is not None else ["lib\0none"]
+    for role in ("jars", "py_files", "sql_files"):
+        for path in getattr(files, role, None) or ():
+            entries += _file_entry(role, path, root)
+    entries += _file_entry("dockerfile", getattr(files, "dockerfile", None), root)
+    return entries
+
+
+def step_code_version(pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths) -> str:
+    """16 hex digits of sha256 over what defines the step (see the module doc)."""
+    step = pipeline.config.step(step_name)
+    files = pipeline.files.get(step_name)
+    root = Path(paths.root) if paths is not None else None
+    if isinstance(step, ContainerImageStep):
+        from ml_pipelines.plan.resolve import image_plan
+
+        return image_plan(pipeline, "LOCAL", paths, step_name=step_name).content_hash
+    parts = ["step-v1", _step_config_json(pipeline, step), *_file_entries(files, root)]
+    if step.kind == StepKind.NOTEBOOK:
+        from ml_pipelines.plan.resolve import image_plan
+
+        parts.append("image\0" + image_plan(pipeline, "LOCAL", paths, step_name=step_name).content_hash)
+    return _short(parts)
