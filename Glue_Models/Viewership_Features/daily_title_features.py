@@ -41,7 +41,7 @@ events = glue_context.create_dynamic_frame.from_options(
     format="csv",
     format_options={"withHeader": True, "separator": ","},
 )
-features = aggregate_title_features(events.toDF()).coalesce(1)
+features = aggregate_title_features(events.toDF()).coalesce(1).cache()
 logger.info(f"{features.count()} titles from {source}")
 
 glue_context.write_dynamic_frame.from_options(

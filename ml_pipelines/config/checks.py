@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
 from ml_pipelines.config.paths import ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
@@ -183,44 +184,64 @@ class _Checker:
         return node is not None and str(node).strip().lower() not in ("", "none", "null")
 
     # -- graph --------------------------------------------------------------------------
+    def raw_steps(self) -> list[tuple[int, str, list[str]]]:
+        """(index, name, upstream names) of every task with a usable name, from the raw YAML.
+
+        The graph is checked on the raw data so that its errors are reported even when
+        the schema rejected other parts of the pipeline.
+        """
+        out = []
+        for i, item in enumerate(self.raw_tasks):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), (str, int)):
+                continue
+            try:
+                upstream = values.parse_comma_list(item.get("upstream_task_name"))
+            except ValueError:
+                upstream = []
+            out.append((i, str(item["name"]), upstream))
+        return out
+
     def check_graph(self) -> None:
-        tasks = self.pipeline.tasks
-        if not tasks:
+        if "tasks" in self.raw and not self.raw_tasks and isinstance(self.raw.get("tasks"), (list, type(None))):
             self.error(("tasks",), "a pipeline needs at least one task", prefer_key=True)
             return
+        if "tasks" not in self.raw:
+            self.error(("tasks",), "missing required key 'tasks': a pipeline needs at least one task", prefer_key=True)
+            return
+        steps = self.raw_steps()
         first: dict[str, int] = {}
-        for i, step in enumerate(tasks):
-            if step.name in first:
-                j = first[step.name]
+        for i, name, _ in steps:
+            if name in first:
+                j = first[name]
                 self.error(
                     self.task_path(i) + ("name",),
-                    f"duplicate step name {step.name!r} (also tasks[{j}], line "
+                    f"duplicate step name {name!r} (also tasks[{j}], line "
                     f"{self.doc.positions.line(self.prefix + self.task_path(j))}); step names must be unique",
                 )
             else:
-                first[step.name] = i
+                first[name] = i
         names = list(first)
         edges: dict[str, list[str]] = {name: [] for name in names}
-        for i, step in enumerate(tasks):
+        for i, name, upstreams in steps:
             raw_up = self.raw_task(i).get("upstream_task_name")
             seen: set[str] = set()
-            for k, upstream in enumerate(step.upstream_task_name):
+            for k, upstream in enumerate(upstreams):
                 where = self.task_path(i) + (("upstream_task_name", k) if isinstance(raw_up, list) else ("upstream_task_name",))
                 if upstream in seen:
                     self.error(where, f"{upstream!r} is listed twice")
                     continue
                 seen.add(upstream)
-                if upstream == step.name:
-                    self.error(where, f"step {step.name!r} lists itself as upstream (a cycle of one)")
+                if upstream == name:
+                    self.error(where, f"step {name!r} lists itself as upstream (a cycle of one)")
                 elif upstream not in first:
-                    others = [n for n in names if n != step.name]
+                    others = [n for n in names if n != name]
                     self.error(
                         where,
                         f"unknown upstream step {upstream!r}{did_you_mean(upstream, others)}"
                         f" (steps of this pipeline: {', '.join(others) or 'none'})",
                     )
-                elif first[step.name] == i:
-                    edges[step.name].append(upstream)
+                elif first[name] == i:
+                    edges[name].append(upstream)
         self.check_cycles(names, edges, first)
 
     def check_cycles(self, names: list[str], edges: dict[str, list[str]], first: dict[str, int]) -> None:
@@ -315,6 +336,14 @@ class _Checker:
                     )
 
 
+def check_graph(doc: YamlDocument, prefix: KeyPath) -> list[ConfigError]:
+    """The upstream_task_name graph of the pipeline at `prefix` (raw YAML; no schema needed):
+    duplicate step names, unknown upstream names (with a did-you-mean), cycles."""
+    checker = _Checker(None, None, doc, prefix, {})  # type: ignore[arg-type]
+    checker.check_graph()
+    return checker.errors
+
+
 def check_pipeline(
     paths: ProjectPaths,
     pipeline: PipelineConfig,
@@ -344,6 +373,7 @@ def check_pipeline(
 
 __all__ = [
     "PARAMETER_SECTIONS",
+    "check_graph",
     "check_pipeline",
     "did_you_mean",
     "notebook_problems",

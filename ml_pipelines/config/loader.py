@@ -12,6 +12,7 @@ the others, even in the same file; a problem of the file itself (syntax, a bad
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from ml_pipelines.config.checks import Cache, check_pipeline, did_you_mean
-from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe
+from ml_pipelines.config.checks import Cache, check_graph, check_pipeline, did_you_mean
+from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase, step_kind_of
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
@@ -141,9 +142,9 @@ def _load_file(
     file_errors: list[ConfigError] = []
     dags_prefix = ("dags",)
     # Issues outside any pipeline are the file's own (a bad include of CommonConf, say).
-    for issue in doc.issues:
+    for issue, error in zip(doc.issues, doc.issue_errors()):
         if not (len(issue.path) >= 2 and issue.path[0] == "dags"):
-            file_errors.append(doc.issue_errors()[doc.issues.index(issue)])
+            file_errors.append(error)
     if data is None:
         return [], file_errors + [ConfigError(source, 1, "", "the file is empty; expected CommonConf and dags", root=paths.root)]
     if not isinstance(data, dict):
@@ -162,7 +163,7 @@ def _load_file(
         file_errors.append(doc.error_at(("CommonConf",), f"CommonConf must be a mapping, got {_kind(common)}"))
     dags = data.get("dags")
     if "dags" not in data:
-        file_errors.append(doc.error_at((), "missing required key 'dags' (a mapping of pipelines, e.g. dags: {sagemaker: ...})"))
+        file_errors.append(doc.error_at(("dags",), "missing required key 'dags' (a mapping of pipelines, e.g. dags: {sagemaker: ...})"))
         return [], file_errors
     if not isinstance(dags, dict) or not dags:
         what = "empty" if isinstance(dags, dict) or dags is None else _kind(dags)
@@ -182,6 +183,7 @@ def _load_file(
                 config = PipelineConfig.model_validate(raw)
             except ValidationError as exc:
                 errors.extend(schema_errors(exc, doc, prefix))
+                errors.extend(check_graph(doc, prefix))  # check_pipeline does it for a valid one
         pipeline_id = config.pipeline_id if config is not None else _raw_pipeline_id(raw)
         line = doc.positions.line(prefix, prefer_key=True) or 1
         if pipeline_id is not None:
@@ -247,7 +249,7 @@ def _unwrap(tp: Any) -> Any:
         if origin is typing.Annotated:
             tp = get_args(tp)[0]
             continue
-        if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+        if origin in (Union, types.UnionType):
             members = [a for a in get_args(tp) if a is not type(None)]
             if len(members) == 1:
                 tp = members[0]
@@ -258,7 +260,7 @@ def _unwrap(tp: Any) -> Any:
 def _tags(tp: Any) -> dict[str, Any]:
     """For a union of `Annotated[Model, Tag(...)]` members: tag -> model."""
     out = {}
-    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)):
+    if get_origin(tp) in (Union, types.UnionType):
         for member in get_args(tp):
             if get_origin(member) is typing.Annotated:
                 args = get_args(member)
@@ -388,9 +390,7 @@ def _message(err: dict[str, Any], located: _Located, raw_item: Any) -> str:
         more = f"; allowed values: {', '.join(allowed)}" if allowed else ""
         return f"missing required key {str(last)!r}{more}"
     if kind in ("literal_error", "enum"):
-        allowed = _literal_values(located.target)
-        if not allowed and located.about_key and isinstance(located.parent, Any.__class__):
-            allowed = []
+        allowed = [] if located.about_key else _literal_values(located.target)
         if not allowed:
             expected = str(ctx.get("expected", ""))
             allowed = [part.strip(" '") for part in expected.replace(" or ", ", ").split(",") if part.strip()]
@@ -443,17 +443,12 @@ def schema_errors(exc: ValidationError, doc: YamlDocument, prefix: KeyPath) -> l
         full = tuple(prefix) + located.path
         if err["type"] == "missing":
             # Point at the mapping that lacks the key.
-            mark_path = full[:-1]
-            error = doc.error_at(mark_path, message, prefer_key=True)
-            error = ConfigError(error.file, error.line, _join(error.key_path, full, doc), message, root=error.root)
+            mark = doc.positions.find(full[:-1], prefer_key=True)
+            error = ConfigError(
+                mark.file if mark else doc.file, mark.line if mark else 1, format_key_path(full, doc.data), message, root=doc.root
+            )
         else:
             prefer_key = err["type"] == "extra_forbidden" or located.about_key
             error = doc.error_at(full, message, prefer_key=prefer_key)
         out.append(error)
     return out
-
-
-def _join(_parent_key_path: str, full: KeyPath, doc: YamlDocument) -> str:
-    from ml_pipelines.config.errors import format_key_path
-
-    return format_key_path(full, doc.data)

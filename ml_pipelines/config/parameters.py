@@ -1,8 +1,9 @@
 """Parameter files (`parameters.json` or a named one): the one place they are resolved.
 
 A file holds sections `DEV`, `BETA`, `PROD`, `COMMON` and optionally `LOCAL`. A step gets
-`COMMON` overlaid (shallowly, key by key) by its environment's section. For LOCAL without
-a `LOCAL` section, COMMON overlaid by `DEV` is used with every text value that is an
+`COMMON` overlaid (shallowly, key by key) by its environment's section; a file with only
+`COMMON` serves every environment. For LOCAL without a `LOCAL` section, COMMON overlaid by
+`DEV` (if any) is used with every text value that is an
 `s3://bucket/key` URI (also inside lists and mappings) replaced by the local path
 `<storage_root>/bucket/key` (`s3_uri_to_local_path`; a trailing `/` is kept). Only whole
 values are mapped; `s3a://` and URIs inside longer text are left alone.
@@ -106,28 +107,14 @@ def read_parameter_file(path: Path) -> tuple[dict[str, Any], str]:
     return data, text
 
 
-def parameter_file_errors(path: Path, envs: tuple[str, ...] = CLOUD_ENVIRONMENTS) -> list[ParameterFileError]:
-    """Load-time check of a parameter file: valid JSON, known sections, and a section for
-    each of `envs` (LOCAL is optional: it falls back to DEV)."""
-    try:
-        data, _ = read_parameter_file(path)
-    except ParameterFileError as exc:
-        return [exc]
-    except OSError as exc:
-        return [ParameterFileError(path, f"cannot read: {exc.strerror or exc}")]
-    missing = [env for env in envs if env not in data and env != "LOCAL"]
-    if missing:
-        return [ParameterFileError(path, f"missing section(s) {', '.join(missing)}; a step reads COMMON plus the section of its environment", 1)]
-    return []
-
-
 def resolve_parameters(parameter_file: Path | None, env: str, storage_root: Path | None = None) -> dict[str, Any]:
     """COMMON overlaid by the env's section; a missing file (or None) gives {}.
 
-    LOCAL uses the LOCAL section when there is one, else the DEV section with its s3://
-    values mapped under `storage_root` (required only when there is such a value).
-    Raises ParameterFileError naming the file for bad JSON (with the line) or a missing
-    section.
+    LOCAL uses the LOCAL section when there is one, else COMMON + DEV with their s3://
+    values mapped under `storage_root` (required only when there is such a value). A file
+    with no DEV/BETA/PROD section at all (COMMON only) serves every environment. Raises
+    ParameterFileError naming the file for bad JSON (with the line), an unknown or
+    non-object section, or a missing env section when the file has other env sections.
     """
     env = env.upper()
     if env not in ENVIRONMENTS:
@@ -139,12 +126,16 @@ def resolve_parameters(parameter_file: Path | None, env: str, storage_root: Path
     common = data.get("COMMON") or {}
     if env in data:
         return {**common, **data[env]}
-    if env == "LOCAL" and "DEV" in data:
+    has_env_sections = any(section in data for section in CLOUD_ENVIRONMENTS)
+    if env == "LOCAL":
+        merged = {**common, **(data.get("DEV") or {})}
         try:
-            return map_s3_values({**common, **data["DEV"]}, Path(storage_root) if storage_root else None)
+            return map_s3_values(merged, Path(storage_root) if storage_root else None)
         except ValueError as exc:
-            raise ParameterFileError(path, f"LOCAL falls back to the DEV section: {exc}") from None
-    wanted = "LOCAL or DEV" if env == "LOCAL" else env
+            raise ParameterFileError(path, f"LOCAL has no section and falls back to DEV: {exc}") from None
+    if not has_env_sections:
+        return dict(common)  # a COMMON-only file serves every environment
+    present = ", ".join(s for s in CLOUD_ENVIRONMENTS if s in data)
     raise ParameterFileError(
-        path, f"no {wanted} section: a step in {env} reads COMMON plus the {wanted} section", 1
+        path, f"no {env} section (the file has {present}): a step in {env} reads COMMON plus the {env} section", 1
     )

@@ -65,7 +65,11 @@ class Positions:
     values: dict[KeyPath, Mark] = field(default_factory=dict)
 
     def find(self, path: KeyPath, prefer_key: bool = False) -> Mark | None:
-        """The mark of `path` (its key's or its value's), else of the nearest parent."""
+        """The mark of `path` (its key's or its value's), else of the nearest parent.
+
+        A parent is located by its key (`Details:`) where it has one: that is the line
+        the missing or misplaced part belongs under.
+        """
         path = tuple(path)
         while True:
             first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
@@ -75,6 +79,7 @@ class Positions:
             if not path:
                 return None
             path = path[:-1]
+            prefer_key = True
 
     def line(self, path: KeyPath, prefer_key: bool = False) -> int | None:
         mark = self.find(path, prefer_key)

@@ -36,6 +36,7 @@ import json
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from functools import cached_property, lru_cache
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -43,10 +44,8 @@ from ml_pipelines.config.parameters import resolve_parameters
 from ml_pipelines.config.paths import container_step_for
 from ml_pipelines.config.schema import (
     ContainerImageStep,
-    ExternalWaitStep,
     GlueStep,
     NotebookStep,
-    PythonScriptStep,
     SqlStep,
     StepBase,
     StepKind,
@@ -129,7 +128,9 @@ def _field_values(text: str, index: int) -> frozenset[int]:
 
 
 @lru_cache(maxsize=512)
-def _parse_cron(cron: str) -> tuple[frozenset[int], ...] | Any:
+def _parse_cron(cron: str) -> tuple[tuple[frozenset[int], ...], bool]:
+    """(minute, hour, day-of-month, month, day-of-week value sets), and whether the day
+    matches on day-of-month OR day-of-week (both restricted, as in cron and croniter)."""
     parts = cron.split()
     if len(parts) != 5:
         raise PlanError(f"cron {cron!r} must have 5 fields")
@@ -570,8 +571,6 @@ def plan_as_dict(
     window = window_for(config.schedule_interval, config.default_args.start_date, day)
     now = _midnight(day)
     variables = variables if variables is not None else load_variables(paths.model_configs, env)
-    from graphlib import TopologicalSorter
-
     order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
     steps = []
     for name in order:
@@ -611,6 +610,6 @@ def plan_as_dict(
         "schedule": config.schedule_interval,
         "logical_date": day.isoformat(),
         "window": None if window is None else {"start": window.start.isoformat(), "end": window.end.isoformat()},
-        "config_file": str(pipeline.source),
+        "config_file": paths.rel(Path(pipeline.source)),
         "steps": steps,
     }

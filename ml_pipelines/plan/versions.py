@@ -2,7 +2,7 @@
 
 A step's version (sha256, first 16 hex digits) covers:
 
-- its config (canonical JSON of the step model, without `upstream_task_name`: rewiring
+- its config (JSON of the step model, without `upstream_task_name`: rewiring
   lineage alone does not change what a step computes) and the pipeline keys that choose
   its files or target (`model_name` / `glue_model_name`, and `schema` for SQL);
 - the contents of its files: notebook (cell types and sources only, so re-saving a
@@ -16,7 +16,8 @@ also `ContainerImagePlan.content_hash`.
 
 Files are named relative to the project root (moving the checkout changes nothing). File
 digests are cached per (path, mtime_ns, size), so files shared by many pipelines are read
-once per load.
+once; inside `with snapshot():` (one code-location load) each file is also stat'ed and
+each `lib/` folder listed only once.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import hashlib
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ml_pipelines.config.schema import ContainerImageStep, StepKind
 
@@ -40,15 +42,14 @@ _IGNORED_SUFFIXES = (".pyc", ".pyo")
 _CACHE_LIMIT = 100_000
 _cache: dict[tuple[str, int, int], str] = {}
 _cache_lock = threading.Lock()
+# Inside `snapshot()`: path -> digest and folder -> tree entries, without even a stat.
+_snapshot = threading.local()
 
 
-def _sha(parts: Iterable[bytes | str]) -> hashlib._Hash:
-    h = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "big"))
-        h.update(data)
-    return h
+def _short(parts: Iterable[str]) -> str:
+    """16 hex digits of sha256 over the parts, one per line (parts hold no raw newline:
+    config JSON escapes them, file entries are name + digest)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:VERSION_LENGTH]
 
 
 def _notebook_digest(raw: bytes) -> str:
@@ -64,17 +65,45 @@ def _notebook_digest(raw: bytes) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's content (cached per path, mtime_ns and size); "missing" if absent."""
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """Treat the files as unchanging for the duration (e.g. one code-location load): each
+    file is stat'ed and each folder listed once, however many steps share it."""
+    outer = getattr(_snapshot, "state", None)
+    if outer is None:
+        _snapshot.state = ({}, {})
     try:
-        st = os.stat(path)
+        yield
+    finally:
+        if outer is None:
+            _snapshot.state = None
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 of a file's content (cached per path, mtime_ns and size); "missing" if absent."""
+    text = os.fspath(path)
+    state = getattr(_snapshot, "state", None)
+    if state is not None:
+        digest = state[0].get(text)
+        if digest is None:
+            digest = state[0][text] = _file_digest(text)
+        return digest
+    return _file_digest(text)
+
+
+def _file_digest(text: str) -> str:
+    try:
+        st = os.stat(text)
     except OSError:
         return "missing"
-    key = (str(path), st.st_mtime_ns, st.st_size)
+    key = (text, st.st_mtime_ns, st.st_size)
     digest = _cache.get(key)
     if digest is None:
-        raw = Path(path).read_bytes()
-        digest = _notebook_digest(raw) if str(path).endswith(".ipynb") else hashlib.sha256(raw).hexdigest()
+        try:
+            raw = Path(text).read_bytes()
+        except OSError:
+            return "missing"
+        digest = _notebook_digest(raw) if text.endswith(".ipynb") else hashlib.sha256(raw).hexdigest()
         with _cache_lock:
             if len(_cache) >= _CACHE_LIMIT:
                 _cache.clear()
@@ -87,37 +116,53 @@ def clear_digest_cache() -> None:
         _cache.clear()
 
 
-def _display(path: Path, root: Path | None) -> str:
-    if root is not None:
+def _display(path: Path | str, root: str | None) -> str:
+    """`path` relative to the project root (POSIX slashes) when inside it."""
+    text = os.fspath(path)
+    if root is not None and text.startswith(root):
+        text = text[len(root) :]
+    return text.replace(os.sep, "/")
+
+
+def _tree_entries(role: str, directory: Path | str, root: str | None) -> list[str]:
+    """Relative names and digests of every file under `directory` (sorted, caches ignored)."""
+    top = os.fspath(directory)
+    state = getattr(_snapshot, "state", None)
+    if state is not None:
+        key = (role, top, root)
+        if key not in state[1]:
+            state[1][key] = _walk_tree(role, top, root)
+        return list(state[1][key])
+    return _walk_tree(role, top, root)
+
+
+def _walk_tree(role: str, top: str, root: str | None) -> list[str]:
+    entries: list[str] = []
+
+    def walk(folder: str, prefix: str) -> None:
         try:
-            return Path(path).relative_to(root).as_posix()
-        except ValueError:
-            pass
-    return Path(path).as_posix()
-
-
-def _tree_entries(role: str, directory: Path, root: Path | None) -> list[str]:
-    entries = []
-    if not Path(directory).is_dir():
-        return [f"{role}\0{_display(directory, root)}\0missing"]
-    for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_PARTS)
-        for name in sorted(filenames):
-            if name in _IGNORED_PARTS or name.endswith(_IGNORED_SUFFIXES):
+            with os.scandir(folder) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return
+        for item in items:
+            if item.name in _IGNORED_PARTS:
                 continue
-            full = Path(dirpath) / name
-            entries.append(f"{role}\0{full.relative_to(directory).as_posix()}\0{file_digest(full)}")
+            if item.is_dir():
+                walk(item.path, f"{prefix}{item.name}/")
+            elif item.is_file() and not item.name.endswith(_IGNORED_SUFFIXES):
+                entries.append(f"{role}\0{prefix}{item.name}\0{file_digest(item.path)}")
+
+    if not os.path.isdir(top):
+        return [f"{role}\0{_display(top, root)}\0missing"]
+    walk(top, "")
     return entries
 
 
-def _file_entry(role: str, path: Path | None, root: Path | None) -> list[str]:
+def _file_entry(role: str, path: Path | str | None, root: str | None) -> list[str]:
     if path is None:
         return [f"{role}\0none"]
     return [f"{role}\0{_display(path, root)}\0{file_digest(path)}"]
-
-
-def _short(parts: Iterable[bytes | str]) -> str:
-    return _sha(parts).hexdigest()[:VERSION_LENGTH]
 
 
 def image_version(kernel: str, requirements_file: Path | None, dockerfile: Path | None) -> str:
@@ -133,7 +178,8 @@ def image_version(kernel: str, requirements_file: Path | None, dockerfile: Path 
 
 
 def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
-    dump = step.model_dump(mode="json", by_alias=True, exclude={"upstream_task_name"})
+    # pydantic's JSON (fields in schema order, mappings in file order): fast at load time
+    dump = step.model_dump_json(by_alias=True, exclude={"upstream_task_name"})
     cfg = pipeline.config
     context: dict[str, Any] = {"kind": step.kind.value}
     if step.kind == StepKind.SQL:
@@ -142,10 +188,10 @@ def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
         context["model_name"] = cfg.model_name
     if step.kind in (StepKind.GLUE, StepKind.SQL, StepKind.PYTHON_SCRIPT):
         context["glue_model_name"] = cfg.glue_model_name
-    return json.dumps({"step": dump, "pipeline": context}, sort_keys=True, separators=(",", ":"), default=str)
+    return dump + "\0" + repr(sorted(context.items()))
 
 
-def _file_entries(files: StepFiles | None, root: Path | None) -> list[str]:
+def _file_entries(files: StepFiles | None, root: str | None) -> list[str]:
     if files is None:
         return ["files\0none"]
     entries: list[str] = []
@@ -165,7 +211,7 @@ def step_code_version(pipeline: LoadedPipeline, step_name: str, paths: ProjectPa
     """16 hex digits of sha256 over what defines the step (see the module doc)."""
     step = pipeline.config.step(step_name)
     files = pipeline.files.get(step_name)
-    root = Path(paths.root) if paths is not None else None
+    root = os.path.join(os.fspath(paths.root), "") if paths is not None else None
     if isinstance(step, ContainerImageStep):
         from ml_pipelines.plan.resolve import image_plan
 

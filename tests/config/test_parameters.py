@@ -5,7 +5,6 @@ import pytest
 
 from ml_pipelines.config.parameters import (
     ParameterFileError,
-    parameter_file_errors,
     resolve_parameters,
     s3_uri_to_local_path,
 )
@@ -77,9 +76,13 @@ def test_missing_env_section_names_file_and_section(tmp_path):
     with pytest.raises(ParameterFileError) as exc:
         resolve_parameters(path, "PROD")
     assert str(path) in str(exc.value) and "PROD" in str(exc.value)
-    only_common = write(tmp_path, {"COMMON": {"a": 1}}, "c.json")
-    with pytest.raises(ParameterFileError, match="LOCAL or DEV"):
-        resolve_parameters(only_common, "LOCAL", storage_root=tmp_path)
+    assert "has DEV" in str(exc.value)
+
+
+def test_common_only_file_serves_every_env(tmp_path):
+    path = write(tmp_path, {"COMMON": {"a": 1, "p": "s3://b/k"}})
+    assert resolve_parameters(path, "PROD") == {"a": 1, "p": "s3://b/k"}
+    assert resolve_parameters(path, "LOCAL", storage_root=tmp_path) == {"a": 1, "p": str(tmp_path.resolve() / "b" / "k")}
 
 
 def test_bad_json_names_file_and_line(tmp_path):
@@ -99,17 +102,6 @@ def test_bad_shapes(tmp_path):
     assert exc.value.line == 3 and "PROD must be a JSON object" in str(exc.value)
     with pytest.raises(ParameterFileError, match="did you mean PROD"):
         resolve_parameters(write(tmp_path, {"DEV": {}, "Prd": {}}, "typo.json"), "DEV")
-
-
-def test_parameter_file_errors_for_load_time_checks(tmp_path):
-    good = write(tmp_path, FULL, "good.json")
-    assert parameter_file_errors(good) == []
-    missing = write(tmp_path, {"COMMON": {}, "DEV": {}}, "missing.json")
-    [err] = parameter_file_errors(missing)
-    assert "BETA, PROD" in str(err) and str(missing) in str(err)
-    bad = write(tmp_path, "{", "bad.json")
-    [err] = parameter_file_errors(bad)
-    assert err.line == 1
 
 
 def test_s3_uri_to_local_path(tmp_path):

@@ -1,0 +1,55 @@
+# ml-pipelines: `make dev` starts the UI on LOCAL, `make test` runs the whole suite.
+# Both create .venv on first use and reinstall only when pyproject.toml changes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.ml-pipelines-installed
+HOST ?= 127.0.0.1
+PORT ?= 3000
+ML_PIPELINES_ENV ?= LOCAL
+# Always the project's own instance dir (a DAGSTER_HOME set in the shell is not touched).
+DEV_DAGSTER_HOME := $(CURDIR)/.ml_pipelines/dagster_home
+PYTEST_ARGS ?=
+
+.PHONY: help install dev test validate list reset-local
+
+help:
+	@echo "make dev          install if needed, then dagster dev on http://$(HOST):$(PORT) (ML_PIPELINES_ENV=$(ML_PIPELINES_ENV))"
+	@echo "make test         install if needed, then run the whole test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make validate     check every config in model_configs/"
+	@echo "make list         list the pipelines and their steps"
+	@echo "make reset-local  delete LOCAL state (.ml_pipelines/: storage mirror, envs, warehouse, Dagster runs)"
+
+$(VPY):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 not found (looked for python3.11, python3)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp lives in the venv: deleting .venv reinstalls, editing pyproject.toml reinstalls.
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -e '.[dev]'
+	@command -v java >/dev/null || echo "warning: java not found; Glue steps (PySpark) need Java 17" >&2
+	@touch $@
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	@mkdir -p "$(DEV_DAGSTER_HOME)"
+	@cp dagster.yaml "$(DEV_DAGSTER_HOME)/dagster.yaml"
+	DAGSTER_HOME="$(DEV_DAGSTER_HOME)" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" \
+		$(VENV)/bin/dagster dev -m ml_pipelines.definitions -h $(HOST) -p $(PORT)
+
+test: $(STAMP)
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+validate: $(STAMP)
+	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines validate
+
+list: $(STAMP)
+	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines list
+
+reset-local:
+	rm -rf .ml_pipelines

@@ -1,0 +1,172 @@
+"""`ml-pipelines`: validate, list and plan the project's pipelines.
+
+    ml-pipelines [--project-dir DIR] [--env LOCAL|DEV|BETA|PROD] validate
+    ml-pipelines list
+    ml-pipelines plan PIPELINE_ID [--date YYYY-MM-DD]
+
+The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir;
+the environment is --env, else $ML_PIPELINES_ENV, else LOCAL. The global options may
+also be given after the command. No command prints a traceback: a bug is reported as
+one `internal error` line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date
+from typing import Sequence, TextIO
+
+from ml_pipelines.config.schema import ENVIRONMENTS
+
+ENV_VAR = "ML_PIPELINES_ENV"
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """A bad command line value: one line, exit 2."""
+
+
+def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--project-dir",
+        default=default,
+        metavar="DIR",
+        help="project folder (default: $ML_PIPELINES_PROJECT_DIR, else the current dir)",
+    )
+    parser.add_argument(
+        "--env",
+        default=default,
+        type=str.upper,
+        choices=ENVIRONMENTS,
+        help=f"environment (default: ${ENV_VAR}, else LOCAL)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml-pipelines", description="Validate, list and plan the pipelines of the model configs."
+    )
+    _add_globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    validate = sub.add_parser("validate", help="check every config; one line per error, exit 1 if any")
+    _add_globals(validate, suppress=True)
+    listing = sub.add_parser("list", help="the pipelines with their schedules and steps")
+    _add_globals(listing, suppress=True)
+    plan = sub.add_parser("plan", help="JSON of one pipeline resolved for the environment and a date")
+    _add_globals(plan, suppress=True)
+    plan.add_argument("pipeline_id", metavar="PIPELINE_ID")
+    plan.add_argument("--date", metavar="YYYY-MM-DD", help="logical date (default: the latest partition)")
+    return parser
+
+
+def _env(args: argparse.Namespace) -> str:
+    if args.env:
+        return args.env
+    value = (os.environ.get(ENV_VAR) or "LOCAL").strip().upper()
+    if value not in ENVIRONMENTS:
+        raise _Usage(f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not one of {', '.join(ENVIRONMENTS)}")
+    return value
+
+
+def _load(args: argparse.Namespace):
+    from ml_pipelines.config.loader import load_project
+    from ml_pipelines.config.paths import project_root
+
+    root = project_root(args.project_dir)
+    if not root.is_dir():
+        raise _Usage(f"project dir {root} does not exist")
+    return load_project(root, env=_env(args))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _load(args)
+    for error in project.errors:
+        print(str(error), file=out)
+    n_files = len(project.config_files)
+    summary = (
+        f"{_plural(len(project.pipelines), 'pipeline')} valid in {_plural(n_files, 'config file')} "
+        f"(env {project.env}, project {project.paths.root})"
+    )
+    if project.errors:
+        print(
+            f"{_plural(len(project.errors), 'error')} in {_plural(len(project.broken) or 1, 'file')}; " + summary,
+            file=err,
+        )
+        return EXIT_ERRORS
+    print("OK: " + summary, file=err)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _load(args)
+    for loaded in project.pipelines:
+        config = loaded.config
+        schedule = config.schedule_interval or "none"
+        print(f"{loaded.pipeline_id}  schedule: {schedule}  ({project.paths.rel(loaded.source)})", file=out)
+        width = max((len(step.name) for step in config.tasks), default=0)
+        for step in config.tasks:
+            after = f"  after: {', '.join(step.upstream_task_name)}" if step.upstream_task_name else ""
+            print(f"  {step.name:<{width}}  {step.kind.value:<15}{after}".rstrip(), file=out)
+    if not project.pipelines:
+        print(f"no valid pipelines in {project.paths.model_configs}", file=err)
+    if project.errors:
+        print(
+            f"{_plural(len(project.errors), 'config error')} hid some pipelines; run `ml-pipelines validate`",
+            file=err,
+        )
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    logical_date = None
+    if args.date:
+        try:
+            logical_date = date.fromisoformat(args.date)
+        except ValueError:
+            raise _Usage(f"--date {args.date!r} is not a date; write YYYY-MM-DD") from None
+    project = _load(args)
+    if args.pipeline_id not in project.pipeline_ids:
+        print(f"ml-pipelines: {project.unknown_pipeline_message(args.pipeline_id)}", file=err)
+        return EXIT_ERRORS
+    from ml_pipelines.plan.resolve import plan_as_dict
+
+    plan = plan_as_dict(project, args.pipeline_id, project.env, logical_date)
+    print(json.dumps(plan, indent=2, default=str), file=out)
+    return EXIT_OK
+
+
+COMMANDS = {"validate": cmd_validate, "list": cmd_list, "plan": cmd_plan}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse already printed
+        return int(exit_.code or 0)
+    try:
+        return COMMANDS[args.command](args, out, err)
+    except _Usage as exc:
+        print(f"ml-pipelines: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ml-pipelines: interrupted", file=err)
+        return 130
+    except Exception as exc:  # never a traceback
+        text = " ".join(str(exc).split())[:300]
+        print(f"ml-pipelines: internal error: {type(exc).__name__}: {text}", file=err)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""LOCAL Snowflake SQL steps: an embedded Snowflake-compatible warehouse (fakesnow + DuckDB).
+
+Each step starts a fakesnow HTTP server in a child process and talks to it through
+`dagster_snowflake.SnowflakeResource` and the real Snowflake connector (host/port/protocol in
+`additional_snowflake_connection_args`): the AWS backend only swaps the resource config.
+
+- Persistence: the server shares one DuckDB instance across its sessions, with each database
+  in `<home>/warehouse/<DATABASE>.db` (fakesnow's `server()` only offers a per-session
+  `FAKESNOW_DB_PATH`, and a second session on the same file fails with "Unique file handle
+  conflict", so the child sets `fakesnow.server.shared_fs`; fakesnow is pinned). Tables survive
+  restarts; stages and file formats live only as long as the server (one step).
+- A file lock on `<home>/warehouse` serialises steps (one server per database file).
+- Before the plan: `CREATE DATABASE/SCHEMA IF NOT EXISTS` + `USE`, and each configured stage
+  as an external stage over the local mirror of its s3 URI (`URL='file:///<root>/<bucket>/<key>/'`).
+- COPY translation: fakesnow lists only the direct children of `@stage/<dir>`, loads nothing
+  for `@stage/<file>` or a name prefix, and rejects `PATTERN`. For a configured stage without
+  `FILES=`, the backend lists the files itself with Snowflake's semantics (every file whose
+  path below the stage starts with the given prefix, at any depth; PATTERN matched against
+  the whole path; hidden dot-files skipped) and runs `COPY ... FROM @stage FILES=(...)`.
+  No matching file: the COPY is not sent (Snowflake: "0 files processed").
+  As in Snowflake, files already loaded into a table are skipped by later COPYs (load history,
+  kept in the database file) unless `FORCE=TRUE`.
+- `ALTER SESSION SET QUERY_TAG` is accepted as a no-op (fakesnow rejects ALTER SESSION).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import snowflake.connector.errors
+import sqlglot
+from dagster_snowflake import SnowflakeResource
+from filelock import FileLock, Timeout
+from pydantic import Field
+from snowflake.connector.util_text import split_statements
+from sqlglot import exp
+
+from ml_pipelines.local.storage import s3_to_local
+from ml_pipelines.plan.model import SqlPlan
+from ml_pipelines.steps import SqlBackend, StepFailed, StepOutcome
+
+_SERVER_START_TIMEOUT_S = 120
+_STATEMENT_CHARS = 300
+_NOP_REGEXES = [r"^\s*ALTER\s+SESSION\s+(UN)?SET\s+QUERY_TAG\b.*"]
+
+# Runs in the child: one shared, persisted FakeSnow behind fakesnow's server, with every
+# existing database attached (as in Snowflake, all are visible to a new session); prints the
+# connection kwargs, serves until stdin closes (the parent ends or dies), then closes DuckDB.
+_SERVER_SCRIPT = r"""
+import importlib, json, pathlib, sys
+from fakesnow import server as serve  # the function, before the same-named module shadows it
+from fakesnow.instance import FakeSnow
+app = importlib.import_module("fakesnow.server")
+app.shared_fs = FakeSnow(db_path=sys.argv[1])
+for db_file in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):  # attach what earlier runs created
+    app.shared_fs.connect(db_file.stem).close()
+with serve(host="127.0.0.1") as kwargs:
+    print(json.dumps(kwargs), flush=True)
+    sys.stdin.read()
+app.shared_fs.duck_conn.close()
+"""
+
+
+@contextmanager
+def fakesnow_server(db_dir: Path, log_file: Path) -> Iterator[dict[str, Any]]:
+    """A fakesnow server over `db_dir` in a child process; yields snowflake.connector kwargs."""
+    db_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER_SCRIPT, str(db_dir)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            first_line: list[str] = []
+            reader = threading.Thread(target=lambda: first_line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+            reader.start()
+            reader.join(_SERVER_START_TIMEOUT_S)
+            if not first_line or not first_line[0].strip():
+                raise StepFailed(f"the LOCAL warehouse (fakesnow) did not start; see {log_file}:\n{_tail(log_file)}")
+            yield json.loads(first_line[0])
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _server_error(log_file: Path) -> str | None:
+    """The last exception line fakesnow logged (for HTTP 500s, whose message says nothing)."""
+    for line in reversed(_tail(log_file, 200).splitlines()):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:", line):
+            return line.strip()
+    return None
+
+
+def _ident(name: str) -> str:
+    """A database/schema/stage name as SQL: plain identifiers as is, anything else quoted."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _normalise(name: str) -> str:
+    """Snowflake identifier rules: unquoted names are upper-case, quoted ones kept."""
+    return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name.upper()
+
+
+def split_sql(text: str) -> list[str]:
+    """Statements of a file, as the Snowflake connector's `execute_string` splits them."""
+    statements = []
+    for statement, _is_put_get in split_statements(io.StringIO(text), remove_comments=True):
+        statement = statement.strip().rstrip(";").strip()
+        if statement:
+            statements.append(statement)
+    return statements
+
+
+def written_tables(expr: exp.Expr | None) -> list[exp.Table]:
+    """Tables a statement writes rows to: INSERT/COPY/CTAS/MERGE/UPDATE/DELETE targets."""
+    if isinstance(expr, (exp.Insert, exp.Copy, exp.Merge, exp.Update, exp.Delete)):
+        target = expr.this
+    elif isinstance(expr, exp.Create) and str(expr.kind).upper() == "TABLE" and expr.expression is not None:
+        target = expr.this
+    else:
+        return []
+    if isinstance(target, exp.Schema):
+        target = target.this
+    return [target] if isinstance(target, exp.Table) else []
+
+
+def _copy_source(expr: exp.Copy) -> exp.Var | None:
+    """The `@stage/path` of `COPY INTO t FROM @stage/path` or `FROM (SELECT ... FROM @stage/path)`."""
+    files = expr.args.get("files") or []
+    source = files[0] if files else None
+    if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
+        source = source.this.args.get("from_")
+        source = source.this if isinstance(source, exp.From) else None
+    var = source.this if isinstance(source, exp.Table) else None
+    return var if isinstance(var, exp.Var) and str(var.this).startswith("@") else None
+
+
+def _stage_files(stage_dir: Path, prefix: str, pattern: str | None, key_of: str) -> list[str]:
+    """Files below a stage whose relative path starts with `prefix` (and fully matches PATTERN)."""
+    if not stage_dir.is_dir():
+        return []
+    regex = re.compile(pattern) if pattern else None
+    found = []
+    for path in sorted(p for p in stage_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(stage_dir).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")) or not rel.startswith(prefix):
+            continue
+        if regex and not (regex.fullmatch(rel) or regex.fullmatch(f"{key_of}{rel}")):
+            continue
+        found.append(rel)
+    return found
+
+
+def translate_copy(expr: exp.Copy, stages: dict[str, tuple[Path, str]]) -> tuple[str, list[str]] | None:
+    """Rewrite `COPY INTO t FROM @stage/prefix [PATTERN=...]` to `... FROM @stage FILES=(...)`.
+
+    `stages`: normalised stage name -> (local dir, its s3 key prefix below the bucket).
+    Returns (sql, files), or None when the statement is left to fakesnow as written.
+    """
+    params = expr.args.get("params") or []
+    if any(p.this.name.upper() == "FILES" for p in params):
+        return None
+    var = _copy_source(expr)
+    if var is None:
+        return None
+    ref, _, prefix = str(var.this)[1:].partition("/")
+    stage = stages.get(_normalise(ref.split(".")[-1]))
+    if stage is None:
+        return None
+    pattern = None
+    kept = []
+    for p in params:
+        if p.this.name.upper() == "PATTERN":
+            pattern = p.expression.name if isinstance(p.expression, exp.Literal) else None
+            if pattern is None:
+                return None  # a bound PATTERN: leave it
+        else:
+            kept.append(p)
+    files = _stage_files(stage[0], prefix, pattern, stage[1])
+    if not files:
+        return "", []
+    rewritten = expr.copy()
+    new_var = _copy_source(rewritten)
+    assert new_var is not None
+    new_var.set("this", "@" + ref)
+    files_param = exp.CopyParameter(
+        this=exp.Var(this="FILES"), expression=exp.Tuple(expressions=[exp.Literal.string(f) for f in files])
+    )
+    rewritten.set("params", [*[p.copy() for p in kept], files_param])
+    return rewritten.sql(dialect="snowflake"), files
+
+
+def _rows_loaded(cursor: Any) -> int:
+    """Sum of ROWS_LOADED in a COPY result (0 for "0 files processed")."""
+    names = [d.name.lower() for d in cursor.description or []]
+    if "rows_loaded" not in names:
+        return 0
+    i = names.index("rows_loaded")
+    return sum(int(row[i] or 0) for row in cursor.fetchall())
+
+
+def _short(sql: str) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= _STATEMENT_CHARS else flat[: _STATEMENT_CHARS - 3] + "..."
+
+
+class LocalWarehouse(SqlBackend):
+    """Runs SQL steps on an embedded Snowflake-compatible warehouse persisted under <home>/warehouse."""
+
+    home: str = Field(description="LOCAL state directory; the warehouse lives in <home>/warehouse.")
+    storage_root: str = Field(description="Local S3 mirror: s3://bucket/key <-> <root>/bucket/key.")
+    stages: dict[str, str] = Field(default_factory=dict, description="Stage name -> the s3:// URI it is over.")
+    database: str = Field(default="ML_PIPELINES", description="Database the SQL runs in.")
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return Path(self.home) / "warehouse"
+
+    @contextmanager
+    def snowflake_resource(self, log: Any = None) -> Iterator[SnowflakeResource]:
+        """Lock the warehouse, start its server, yield a SnowflakeResource pointed at it."""
+        self.warehouse_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.warehouse_dir / "warehouse.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if log is not None:
+                log.info(f"Waiting for another step to release the LOCAL warehouse ({lock.lock_file})")
+            lock.acquire()
+        try:
+            with fakesnow_server(self.warehouse_dir, self.warehouse_dir / "server.log") as kw:
+                yield SnowflakeResource(
+                    account=kw["account"],
+                    user=kw["user"],
+                    password=kw["password"],
+                    additional_snowflake_connection_args={
+                        "host": kw["host"],
+                        "port": kw["port"],
+                        "protocol": kw["protocol"],
+                        "network_timeout": kw["network_timeout"],  # no retry loop on a server error
+                        "session_parameters": {**kw["session_parameters"], "nop_regexes": _NOP_REGEXES},
+                    },
+                )
+        finally:
+            lock.release()
+
+    def _stage_dirs(self) -> dict[str, tuple[Path, str]]:
+        dirs = {}
+        for name, uri in self.stages.items():
+            key_prefix = uri[len("s3://"):].partition("/")[2]
+            dirs[_normalise(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), key_prefix.rstrip("/") + "/")
+        return dirs
+
+    def run(self, context: Any, plan: SqlPlan) -> StepOutcome:
+        start = time.monotonic()
+        log = context.log
+        schema = plan.schema or "PUBLIC"
+        stage_dirs = self._stage_dirs()
+        setup = [
+            f"CREATE DATABASE IF NOT EXISTS {_ident(self.database)}",
+            f"USE DATABASE {_ident(self.database)}",
+            f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}",
+            f"USE SCHEMA {_ident(schema)}",
+        ]
+        for name, uri in self.stages.items():
+            local = s3_to_local(uri, self.storage_root)
+            local.mkdir(parents=True, exist_ok=True)
+            url = "file://" + local.as_posix().rstrip("/") + "/"
+            setup.append(f"CREATE OR REPLACE STAGE {_ident(name)} URL='{url.replace(chr(39), chr(39) * 2)}'")
+        statements: list[dict[str, Any]] = []
+        written: dict[str, exp.Table] = {}
+        with self.snowflake_resource(log) as resource, resource.get_connection() as conn:
+            cursor = conn.cursor()
+            for sql in setup:
+                self._execute(cursor, "(setup)", sql, sql)
+            for sql_file in plan.files:
+                for statement in split_sql(sql_file.text):
+                    try:
+                        expr: exp.Expr | None = sqlglot.parse_one(statement, read="snowflake")
+                    except Exception:  # noqa: BLE001 - sqlglot cannot read it: let the warehouse judge
+                        expr = None
+                    sql = statement
+                    if isinstance(expr, exp.Copy) and (translated := translate_copy(expr, stage_dirs)) is not None:
+                        sql, files = translated
+                        if not files:
+                            log.info(f"{sql_file.name}: {_short(statement)} -> no files under the stage path")
+                            statements.append({"file": sql_file.name, "statement": _short(statement), "rowcount": 0})
+                            continue
+                        log.info(f"{sql_file.name}: loading {len(files)} file(s): {', '.join(files[:20])}")
+                    self._execute(cursor, sql_file.name, statement, sql)
+                    targets = written_tables(expr)
+                    rowcount: int | None = None  # DDL (CTAS too: its result is a status row)
+                    if isinstance(expr, exp.Copy):
+                        rowcount = _rows_loaded(cursor)
+                    elif isinstance(expr, (exp.Insert, exp.Merge, exp.Update, exp.Delete)):
+                        rowcount = cursor.rowcount
+                    for table in targets:
+                        name, full = qualified_table(table, conn.database, conn.schema)
+                        written.setdefault(name, full)
+                    log.info(f"{sql_file.name}: {_short(statement)} -> {rowcount if rowcount is not None else 'ok'}")
+                    statements.append({"file": sql_file.name, "statement": _short(statement), "rowcount": rowcount})
+            table_rows = {name: self._count(cursor, table) for name, table in written.items()}
+        return StepOutcome(metadata={
+            "database": self.database,
+            "schema": schema,
+            "statements": statements,
+            "table_row_counts": table_rows,
+            "duration_s": round(time.monotonic() - start, 3),
+        })
+
+    def _execute(self, cursor: Any, file_name: str, statement: str, sql: str) -> None:
+        try:
+            cursor.execute(sql)
+        except snowflake.connector.errors.Error as e:
+            message = f"SQL file {file_name}: statement failed in the LOCAL warehouse:\n{_short(statement)}\n"
+            if sql != statement:
+                message += f"(sent as: {_short(sql)})\n"
+            message += f"Error: {e}"
+            if isinstance(e, snowflake.connector.errors.InternalServerError):
+                detail = _server_error(self.warehouse_dir / "server.log")
+                message += f"\nfakesnow could not run it: {detail or 'see the log'} ({self.warehouse_dir / 'server.log'})"
+            raise StepFailed(message) from None
+
+    @staticmethod
+    def _count(cursor: Any, table: exp.Table) -> int | None:
+        try:
+            cursor.execute(exp.select("COUNT(*)").from_(table).sql(dialect="snowflake"))
+            return int(cursor.fetchone()[0])
+        except snowflake.connector.errors.Error:
+            return None  # e.g. dropped by a later statement
+
+
+def qualified_table(table: exp.Table, database: str, schema: str) -> tuple[str, exp.Table]:
+    """("DB.SCHEMA.TABLE", table expr): the parts a statement left out come from the session."""
+    full = exp.Table(
+        this=table.this.copy(),
+        db=table.args["db"].copy() if table.args.get("db") else exp.to_identifier(schema),
+        catalog=table.args["catalog"].copy() if table.args.get("catalog") else exp.to_identifier(database),
+    )
+    parts = (full.args["catalog"], full.args["db"], full.this)
+    name = ".".join(p.name if getattr(p, "quoted", False) else p.name.upper() for p in parts)
+    return name, full
+
+
+__all__ = ["LocalWarehouse", "fakesnow_server", "split_sql", "translate_copy", "written_tables"]

@@ -1,0 +1,192 @@
+"""The `ml-pipelines` console script: validate, list, plan."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ml_pipelines import cli
+
+from .conftest import FORECAST, PROJECT_OK, FixtureProject
+
+SCRIPT = Path(sys.executable).parent / "ml-pipelines"
+ERROR_LINE = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<key>[^:]+): (?P<message>.+)$")
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ml_pipelines.cli"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ML_PIPELINES_")}
+    environ.update(env or {})
+    return subprocess.run(
+        command + list(args), capture_output=True, text=True, env=environ, cwd=cwd, timeout=120, check=False
+    )
+
+
+def main(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_validate_clean_project_exits_0() -> None:
+    result = run("--project-dir", str(PROJECT_OK), "validate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("OK: 2 pipelines valid in 2 config files (env LOCAL")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_validate_broken_project_prints_one_line_per_error(project: FixtureProject) -> None:
+    project.edit(
+        FORECAST,
+        ('kernel: "python3"', 'kernel: "python4"'),
+        ('instance_count: "1"', 'instance_cnt: "1"'),
+        ('upstream_task_name: "ecr_container_creation"', 'upstream_task_name: "ecr_container_creaton"'),
+    )
+    result = run("validate", env={"ML_PIPELINES_PROJECT_DIR": str(project.root)})
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        match = ERROR_LINE.match(line)
+        assert match, line
+        assert match["file"] == FORECAST
+    assert "did you mean 'instance_count'" in result.stdout
+    assert result.stderr.startswith("3 errors in 1 file; 1 pipeline valid")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_validate_yaml_error_is_one_line(project: FixtureProject) -> None:
+    project.write("model_configs/bad.yml", "dags:\n  sagemaker: [\n")
+    result = run("--project-dir", str(project.root), "validate")
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 1
+    assert result.stdout.startswith("model_configs/bad.yml:3: YAML syntax error")
+
+
+def test_project_dir_defaults_to_the_current_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ML_PIPELINES_PROJECT_DIR", raising=False)
+    monkeypatch.chdir(PROJECT_OK)
+    code, out, err = main("validate")
+    assert code == 0 and str(PROJECT_OK) in err
+
+
+def test_env_from_option_then_variable(project: FixtureProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.edit(FORECAST, ('model_bucket: "movies-prod"', 'model_bucket: ""'))
+    root = str(project.root)
+    monkeypatch.delenv("ML_PIPELINES_ENV", raising=False)
+    assert main("--project-dir", root, "validate")[0] == 0
+    assert main("--project-dir", root, "--env", "prod", "validate")[0] == 1
+    monkeypatch.setenv("ML_PIPELINES_ENV", "PROD")
+    code, out, err = main("--project-dir", root, "validate")
+    assert code == 1 and "no model_bucket for PROD" in out and "(env PROD" in err
+    # the option wins over the variable; options may also follow the command
+    assert main("validate", "--project-dir", root, "--env", "DEV")[0] == 0
+
+
+def test_bad_env_variable_is_one_line() -> None:
+    result = run("--project-dir", str(PROJECT_OK), "validate", env={"ML_PIPELINES_ENV": "QA"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "ml-pipelines: ML_PIPELINES_ENV='QA' is not one of LOCAL, DEV, BETA, PROD"
+
+
+def test_missing_project_dir(tmp_path: Path) -> None:
+    code, out, err = main("--project-dir", str(tmp_path / "nope"), "validate")
+    assert code == 2 and "does not exist" in err
+
+
+def test_list_shows_schedule_kinds_and_upstreams() -> None:
+    result = run("--project-dir", str(PROJECT_OK), "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "demo_dap_testing  schedule: none  (model_configs/dap_testing.yaml)"
+    assert "demo_forecast_Daily  schedule: 30 6 * * *  (model_configs/forecast_daily.yml)" in lines
+    step = next(line for line in lines if "python_script_workspace_test_table" in line)
+    assert "python_script" in step
+    assert step.endswith("after: glue_job_processing_script, external_task_dag_status")
+    wait = next(line for line in lines if line.strip().startswith("external_task_dag_status"))
+    assert wait.split() == ["external_task_dag_status", "external_wait"]
+
+
+def test_list_warns_about_hidden_pipelines(project: FixtureProject) -> None:
+    project.edit(FORECAST, ('kernel: "python3"', 'kernel: "python4"'))
+    code, out, err = main("--project-dir", str(project.root), "list")
+    assert code == 0
+    assert "demo_dap_testing" in out and "demo_forecast_Daily" not in out
+    assert "1 config error hid some pipelines" in err
+
+
+def test_plan_unknown_pipeline_has_did_you_mean() -> None:
+    result = run("--project-dir", str(PROJECT_OK), "plan", "demo_forecast_daily")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "ml-pipelines: unknown pipeline 'demo_forecast_daily'; did you mean 'demo_forecast_Daily'? "
+        "(pipelines: demo_dap_testing, demo_forecast_Daily)"
+    ]
+
+
+def test_plan_of_a_broken_pipeline_says_so(project: FixtureProject) -> None:
+    project.edit(FORECAST, ('kernel: "python3"', 'kernel: "python4"'))
+    code, out, err = main("--project-dir", str(project.root), "plan", "demo_forecast_Daily")
+    assert code == 1
+    assert "has config errors; run `ml-pipelines validate`" in err
+
+
+def test_plan_bad_date() -> None:
+    code, out, err = main("--project-dir", str(PROJECT_OK), "plan", "demo_forecast_Daily", "--date", "2024-13-01")
+    assert code == 2 and "write YYYY-MM-DD" in err
+
+
+def test_plan_prints_the_resolved_pipeline() -> None:
+    pytest.importorskip("ml_pipelines.plan.resolve")
+    result = run("--project-dir", str(PROJECT_OK), "plan", "demo_forecast_Daily", "--date", "2024-05-01")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["pipeline_id"] == "demo_forecast_Daily"
+    assert plan["env"] == "LOCAL"
+    assert {s["name"] for s in plan["steps"]} >= {"write_to_snowflake", "glue_job_processing_script"}
+
+
+def test_plan_calls_plan_as_dict_with_the_project_env_and_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import types
+
+    calls = []
+    fake = types.ModuleType("ml_pipelines.plan.resolve")
+
+    def plan_as_dict(project, pipeline_id, env, logical_date):
+        calls.append((project.paths.root, pipeline_id, env, logical_date))
+        return {"pipeline_id": pipeline_id, "when": logical_date}
+
+    fake.plan_as_dict = plan_as_dict
+    monkeypatch.setitem(sys.modules, "ml_pipelines.plan.resolve", fake)
+    code, out, err = main("--project-dir", str(PROJECT_OK), "--env", "BETA", "plan", "demo_dap_testing", "--date", "2024-02-29")
+    assert code == 0, err
+    assert calls == [(PROJECT_OK.resolve(), "demo_dap_testing", "BETA", datetime.date(2024, 2, 29))]
+    assert json.loads(out) == {"pipeline_id": "demo_dap_testing", "when": "2024-02-29"}
+
+
+def test_internal_errors_are_one_line_never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ml_pipelines.config.loader as loader
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something\nbroke")
+
+    monkeypatch.setattr(loader, "load_project", boom)
+    code, out, err = main("--project-dir", str(PROJECT_OK), "validate")
+    assert code == 2
+    assert err == "ml-pipelines: internal error: RuntimeError: something broke\n"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert main()[0] == 2
+    assert main("frobnicate")[0] == 2
+    assert main("--env", "QA", "validate")[0] == 2
