@@ -23,7 +23,7 @@ from pydantic import BaseModel, Tag, ValidationError
 from ml_pipelines.config.checks import Cache, check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
-from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase, step_kind_of
+from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
 
 CONFIG_SUFFIXES = (".yml", ".yaml")
@@ -200,7 +200,7 @@ def _load_file(
             else:
                 seen_ids[pipeline_id] = (source, line)
         files: dict[str, StepFiles] = {}
-        if config is not None and not errors:
+        if config is not None:  # cross-check even when the YAML had issues: all errors at once
             files, check_errors = check_pipeline(paths, config, doc=doc, prefix=prefix, env=env, cache=cache)
             errors.extend(check_errors)
         if errors or file_errors or config is None:

@@ -6,6 +6,7 @@ Pure pydantic; nothing here knows of Dagster or AWS. Loose values ("10", "60 * 5
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, timedelta
 from enum import Enum
@@ -78,10 +79,25 @@ def _states(v: Any) -> Any:
     return states or ["success"]
 
 
-Int = Annotated[int, BeforeValidator(values.parse_int)]
-Number = Annotated[float, BeforeValidator(values.parse_number)]
-Seconds = Annotated[float, BeforeValidator(values.parse_seconds)]
-Delta = Annotated[timedelta, BeforeValidator(values.parse_timedelta)]
+def _in_range(parse: Any) -> Any:
+    """`parse`, with overflowing or non-finite results reported as validation errors."""
+
+    def parse_in_range(v: Any) -> Any:
+        try:
+            result = parse(v)
+        except (OverflowError, ArithmeticError):
+            raise ValueError(f"{v!r} is out of range") from None
+        if isinstance(result, float) and not math.isfinite(result):
+            raise ValueError(f"{v!r} is out of range")
+        return result
+
+    return parse_in_range
+
+
+Int = Annotated[int, BeforeValidator(_in_range(values.parse_int))]
+Number = Annotated[float, BeforeValidator(_in_range(values.parse_number))]
+Seconds = Annotated[float, BeforeValidator(_in_range(values.parse_seconds))]
+Delta = Annotated[timedelta, BeforeValidator(_in_range(values.parse_timedelta))]
 Day = Annotated[date, BeforeValidator(values.parse_date)]
 CommaList = Annotated[list[str], BeforeValidator(values.parse_comma_list)]
 OptionalStr = Annotated[str | None, BeforeValidator(_optional)]
@@ -104,7 +120,9 @@ class Model(BaseModel):
 
 
 class BucketConfig(Model):
-    model_bucket: OptionalStr = Field(None, description="S3 bucket for the step's files; blank = the environment's default.")
+    model_bucket: OptionalStr = Field(
+        None, description="S3 bucket for the step's files; required in DEV/BETA/PROD for notebook and Glue steps."
+    )
 
 
 BucketsByEnv = Annotated[

@@ -12,6 +12,7 @@ from ml_pipelines.factory.assets import RunSettings, pipeline_definitions, sink_
 from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
+from ml_pipelines.plan.versions import snapshot
 
 log = logging.getLogger("ml_pipelines")
 
@@ -40,6 +41,14 @@ def build_definitions(
 
     assets: list = []
     schedules = []
+    with snapshot():
+        assets_and_schedules(project, run_settings, sinks, assets, schedules)
+    for config_file, errors in sorted(project.broken.items()):
+        assets.append(broken_config_asset(config_file, errors, project.paths.root))
+    return Definitions(assets=assets, schedules=schedules, resources=resources)
+
+
+def assets_and_schedules(project: Project, run_settings: RunSettings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
         assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks))
         config = pipeline.config
@@ -50,6 +59,3 @@ def build_definitions(
         partitions_def = partitions_for(cron, start) if start else None
         keys = [step_key(config.pipeline_id, t.name) for t in config.tasks if t.kind.value != "external_wait"]
         schedules.append(pipeline_schedule(pipeline, cron, partitions_def, keys, sinks[config.pipeline_id]))
-    for config_file, errors in sorted(project.broken.items()):
-        assets.append(broken_config_asset(config_file, errors, project.paths.root))
-    return Definitions(assets=assets, schedules=schedules, resources=resources)

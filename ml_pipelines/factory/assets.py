@@ -146,7 +146,7 @@ def pipeline_definitions(
         required_resource_keys={key for key, _ in RUNNERS.values()},
         op_tags={PIPELINE_TAG: pid},
     )
-    def _run_pipeline(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+    def _run_pipeline(context):
         yield from run_steps(context, pipeline, order, run_settings)
 
     return [_run_pipeline, *waits]
@@ -185,7 +185,7 @@ def run_steps(
     context: AssetExecutionContext, pipeline: LoadedPipeline, order: list[str], settings: RunSettings
 ) -> Iterator[MaterializeResult]:
     from ml_pipelines.config.variables import load_variables
-    from ml_pipelines.plan.resolve import plan_step
+    from ml_pipelines.plan.resolve import is_noop_step, plan_step
 
     config = pipeline.config
     pid = config.pipeline_id
@@ -199,6 +199,10 @@ def run_steps(
             continue
         if config.default_args.depends_on_past and window is not None:
             _check_previous_partition(context, key)
+        if is_noop_step(pipeline, name):
+            context.log.info(f"{name}: notebook_name is empty; nothing to run")
+            yield MaterializeResult(asset_key=key, metadata={"noop": True})
+            continue
         if _done_in_this_run(context, key):
             context.log.info(f"{name}: already materialized in this run; not run again")
             continue

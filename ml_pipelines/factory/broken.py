@@ -39,7 +39,7 @@ def broken_config_asset(config_file: Path, errors: list[ConfigError], project_di
         check_specs=[AssetCheckSpec(CHECK_NAME, asset=key, description="The config file validates.")],
         kinds={"yaml"},
     )
-    def _broken(context: AssetExecutionContext):
+    def _broken(context):
         yield AssetCheckResult(
             check_name=CHECK_NAME,
             passed=False,

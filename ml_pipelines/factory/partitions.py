@@ -7,22 +7,7 @@ from functools import lru_cache
 
 from dagster import TimeWindowPartitionsDefinition
 
-PRESET_CRONS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-
-
-def cron_of(schedule_interval: str | None) -> str | None:
-    """The cron behind a schedule_interval; None for no schedule and for @once."""
-    if schedule_interval is None or schedule_interval == "@once":
-        return None
-    return PRESET_CRONS.get(schedule_interval, schedule_interval)
-
+from ml_pipelines.plan.resolve import cron_of  # noqa: F401  (re-exported for the factory)
 
 def _at_most_daily(cron: str) -> bool:
     minute, hour = cron.split()[:2]

@@ -20,6 +20,8 @@ Each step starts a fakesnow HTTP server in a child process and talks to it throu
   No matching file: the COPY is not sent (Snowflake: "0 files processed").
   As in Snowflake, files already loaded into a table are skipped by later COPYs (load history,
   kept in the database file) unless `FORCE=TRUE`.
+- `CREATE TABLE IF NOT EXISTS` on an existing table is not sent (a no-op in Snowflake):
+  fakesnow would clear that table's load history, so the next COPY would load files again.
 - `ALTER SESSION SET QUERY_TAG` is accepted as a no-op (fakesnow rejects ALTER SESSION).
 """
 
@@ -149,6 +151,11 @@ def written_tables(expr: exp.Expr | None) -> list[exp.Table]:
     return [target] if isinstance(target, exp.Table) else []
 
 
+def _creates_table_if_not_exists(expr: exp.Expr | None) -> bool:
+    return (isinstance(expr, exp.Create) and str(expr.kind).upper() == "TABLE" and bool(expr.args.get("exists"))
+            and not expr.args.get("replace"))
+
+
 def _copy_source(expr: exp.Copy) -> exp.Var | None:
     """The `@stage/path` of `COPY INTO t FROM @stage/path` or `FROM (SELECT ... FROM @stage/path)`."""
     files = expr.args.get("files") or []
@@ -272,8 +279,8 @@ class LocalWarehouse(SqlBackend):
     def _stage_dirs(self) -> dict[str, tuple[Path, str]]:
         dirs = {}
         for name, uri in self.stages.items():
-            key_prefix = uri[len("s3://"):].partition("/")[2]
-            dirs[_normalise(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), key_prefix.rstrip("/") + "/")
+            key = uri[len("s3://"):].partition("/")[2].rstrip("/")
+            dirs[_normalise(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), f"{key}/" if key else "")
         return dirs
 
     def run(self, context: Any, plan: SqlPlan) -> StepOutcome:
@@ -300,30 +307,11 @@ class LocalWarehouse(SqlBackend):
                 self._execute(cursor, "(setup)", sql, sql)
             for sql_file in plan.files:
                 for statement in split_sql(sql_file.text):
-                    try:
-                        expr: exp.Expr | None = sqlglot.parse_one(statement, read="snowflake")
-                    except Exception:  # noqa: BLE001 - sqlglot cannot read it: let the warehouse judge
-                        expr = None
-                    sql = statement
-                    if isinstance(expr, exp.Copy) and (translated := translate_copy(expr, stage_dirs)) is not None:
-                        sql, files = translated
-                        if not files:
-                            log.info(f"{sql_file.name}: {_short(statement)} -> no files under the stage path")
-                            statements.append({"file": sql_file.name, "statement": _short(statement), "rowcount": 0})
-                            continue
-                        log.info(f"{sql_file.name}: loading {len(files)} file(s): {', '.join(files[:20])}")
-                    self._execute(cursor, sql_file.name, statement, sql)
-                    targets = written_tables(expr)
-                    rowcount: int | None = None  # DDL (CTAS too: its result is a status row)
-                    if isinstance(expr, exp.Copy):
-                        rowcount = _rows_loaded(cursor)
-                    elif isinstance(expr, (exp.Insert, exp.Merge, exp.Update, exp.Delete)):
-                        rowcount = cursor.rowcount
-                    for table in targets:
-                        name, full = qualified_table(table, conn.database, conn.schema)
-                        written.setdefault(name, full)
-                    log.info(f"{sql_file.name}: {_short(statement)} -> {rowcount if rowcount is not None else 'ok'}")
+                    rowcount, targets = self._run_statement(cursor, sql_file.name, statement, stage_dirs, log)
                     statements.append({"file": sql_file.name, "statement": _short(statement), "rowcount": rowcount})
+                    for table in targets:
+                        name, full = qualified_table(table, conn.database or self.database, conn.schema or schema)
+                        written.setdefault(name, full)
             table_rows = {name: self._count(cursor, table) for name, table in written.items()}
         return StepOutcome(metadata={
             "database": self.database,
@@ -332,6 +320,36 @@ class LocalWarehouse(SqlBackend):
             "table_row_counts": table_rows,
             "duration_s": round(time.monotonic() - start, 3),
         })
+
+    def _run_statement(
+        self, cursor: Any, file_name: str, statement: str, stage_dirs: dict[str, tuple[Path, str]], log: Any
+    ) -> tuple[int | None, list[exp.Table]]:
+        """Run one statement (translated where fakesnow needs it): (rows affected, tables written)."""
+        try:
+            expr: exp.Expr | None = sqlglot.parse_one(statement, read="snowflake")
+        except Exception:  # noqa: BLE001 - sqlglot cannot read it: let the warehouse judge
+            expr = None
+        sql = statement
+        if isinstance(expr, exp.Create) and _creates_table_if_not_exists(expr):
+            target = expr.this.this if isinstance(expr.this, exp.Schema) else expr.this
+            if self._count(cursor, target) is not None:
+                # A no-op in Snowflake; fakesnow would also clear the table's COPY load history.
+                log.info(f"{file_name}: {_short(statement)} -> table exists")
+                return None, []
+        if isinstance(expr, exp.Copy) and (translated := translate_copy(expr, stage_dirs)) is not None:
+            sql, files = translated
+            if not files:
+                log.info(f"{file_name}: {_short(statement)} -> no files under the stage path, nothing loaded")
+                return 0, []
+            log.info(f"{file_name}: loading {len(files)} file(s): {', '.join(files[:20])}")
+        self._execute(cursor, file_name, statement, sql)
+        rowcount: int | None = None  # DDL, CTAS included (its result is a status row)
+        if isinstance(expr, exp.Copy):
+            rowcount = _rows_loaded(cursor)
+        elif isinstance(expr, (exp.Insert, exp.Merge, exp.Update, exp.Delete)):
+            rowcount = cursor.rowcount
+        log.info(f"{file_name}: {_short(statement)} -> {'ok' if rowcount is None else f'{rowcount} rows'}")
+        return rowcount, written_tables(expr)
 
     def _execute(self, cursor: Any, file_name: str, statement: str, sql: str) -> None:
         try:
@@ -348,11 +366,12 @@ class LocalWarehouse(SqlBackend):
 
     @staticmethod
     def _count(cursor: Any, table: exp.Table) -> int | None:
+        """Rows in a table; None when it does not exist (e.g. dropped by a later statement)."""
         try:
             cursor.execute(exp.select("COUNT(*)").from_(table).sql(dialect="snowflake"))
             return int(cursor.fetchone()[0])
         except snowflake.connector.errors.Error:
-            return None  # e.g. dropped by a later statement
+            return None
 
 
 def qualified_table(table: exp.Table, database: str, schema: str) -> tuple[str, exp.Table]:

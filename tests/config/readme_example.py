@@ -85,3 +85,11 @@ def readme_config(readme_text: str, *, model_name: str, glue_model_name: str, bu
         glue_model_name=glue_model_name,
         bucket=bucket,
     )
+
+
+def parameter_example(readme_text: str) -> str:
+    """The README's parameters.json example (a fenced block holding a JSON object)."""
+    for block in re.findall(r"```[a-z]*\n(.*?)```", readme_text, flags=re.S):
+        if block.lstrip().startswith("{") and '"COMMON"' in block:
+            return block
+    raise ValueError("no parameter example in the README")

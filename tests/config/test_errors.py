@@ -443,9 +443,7 @@ def test_parameter_file_unknown_and_missing_sections(project: FixtureProject) ->
         "Sagemaker_Models/Forecast/parameters.json",
         '{\n  "DEV": {"a": 1},\n  "PRD": {"a": 2},\n  "COMMON": {"--b": 1}\n}\n',
     )
-    text = project.read(FORECAST)
-    loaded = project.load()
-    # the v2 notebook names its own file; only the ones with the default parameters.json are affected
+    # the v2 notebook now uses the default parameters.json: the error points at the task itself
     text = project.edit(FORECAST, ('param_file_name: "DailyForecast_V2.json"', 'param_file_name: ""'))
     loaded = project.load()
     line = line_of(text, "sagemaker_notebook_job_processing_script_v2")

@@ -18,7 +18,7 @@ from ml_pipelines.config.schema import (
     StepKind,
 )
 
-from .conftest import DAP, FORECAST, PROJECT_OK, FixtureProject, line_of
+from .conftest import FORECAST, PROJECT_OK, FixtureProject, line_of
 
 
 @pytest.fixture(scope="module")

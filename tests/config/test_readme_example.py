@@ -78,3 +78,14 @@ def test_readme_example_with_tabs_kept_is_a_located_yaml_error(project: FixtureP
     assert len(errors) == 1
     assert errors[0].line == index + 1
     assert "tab" in errors[0].message
+
+
+def test_readme_parameter_example_is_a_valid_parameter_file(project: FixtureProject) -> None:
+    from ml_pipelines.config.checks import parameter_file_problems
+
+    from .readme_example import parameter_example
+
+    path = project.write("Sagemaker_Models/Forecast/test.json", parameter_example(REFERENCE_README.read_text()))
+    assert parameter_file_problems(path, "test.json") == []
+    _write_example(project)
+    assert [str(e) for e in project.load("PROD").errors] == []

@@ -4,7 +4,8 @@
 -- `var.value.CI_STAGING` (the stage's name, per environment) from the template context.
 -- The stage points at the root of the notebooks' model bucket, so the path below it is the
 -- notebook's output location: sagemaker-models-<env>/<model_name>/<notebook>/output/.
--- Re-running a day replaces that day's rows.
+-- Re-running a day replaces that day's rows: the DELETE removes them and FORCE = TRUE
+-- reloads the file even though the table's load history says it was loaded before.
 
 CREATE TABLE IF NOT EXISTS CONTENT_FORECAST_DAILY (
     DT DATE,
@@ -21,4 +22,5 @@ DELETE FROM CONTENT_FORECAST_DAILY WHERE DT = '{{ dt }}';
 COPY INTO CONTENT_FORECAST_DAILY
 FROM @{{ var.value.CI_STAGING }}/sagemaker-models-{{ ENV | lower }}/Content_Forecast/ContentForecast_V1/output/
 FILES = ('forecast_{{ dt }}.csv')
-FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1);
+FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)
+FORCE = TRUE;
