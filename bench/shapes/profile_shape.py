@@ -1,7 +1,7 @@
 """Profile one variant under the real CLI and print the cumulative time of the main phases.
 
 Usage: BENCH_PIPELINES=1000 python bench/shapes/profile_shape.py base [--top 40]
-(CPU-time profile; cProfile inflates pure-Python code roughly 1.5-2x: compare phases between
+(Wall-clock profile; cProfile inflates pure-Python code roughly 1.5-2x: compare phases between
 variants, not with wall.)
 """
 
@@ -12,7 +12,7 @@ import os
 import pstats
 import sys
 import tempfile
-import time
+
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def main() -> None:
         sys.argv = ["dagster", "definitions", "validate", "-m", f"v_{variant}"]
         from dagster._cli import main as cli_main
 
-        prof = cProfile.Profile(time.process_time)  # CPU time: steadier on a shared machine
+        prof = cProfile.Profile()
         prof.enable()
         try:
             cli_main()

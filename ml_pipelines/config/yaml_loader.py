@@ -126,6 +126,45 @@ class YamlDocument:
         return self.issue_errors()
 
 
+class YamlCache:
+    """What a project load would otherwise read, compose and look up once per config file.
+
+    Hold one for one load (`loader.load_project` does): an `!include`d file is read and
+    composed once, include targets are resolved once, and an edited file is read afresh
+    by the next load, which brings its own cache. The composed nodes are shared between
+    documents: building never changes a node.
+    """
+
+    def __init__(self) -> None:
+        self.composed: dict[Path, Node | None] = {}  # include file -> its root node (None: empty)
+        self.targets: dict[tuple[Path, str], Path] = {}  # (folder, !include text) -> resolved path
+        self.kinds: dict[Path, str] = {}  # resolved path -> "file", "other" or "missing"
+        self.marks: dict[Path, dict[int, Mark]] = {}  # include file -> Mark by line
+        self.resolved_roots: dict[Path, Path] = {}
+
+    def resolved_root(self, root: Path) -> Path:
+        resolved = self.resolved_roots.get(root)
+        if resolved is None:
+            resolved = self.resolved_roots[root] = root.resolve()
+        return resolved
+
+    def target(self, folder: Path, text: str) -> Path:
+        key = (folder, text)
+        resolved = self.targets.get(key)
+        if resolved is None:
+            target = Path(text)
+            if not target.is_absolute():
+                target = folder / target
+            resolved = self.targets[key] = target.resolve()
+        return resolved
+
+    def kind(self, path: Path) -> str:
+        kind = self.kinds.get(path)
+        if kind is None:
+            kind = self.kinds[path] = "file" if path.is_file() else "other" if path.exists() else "missing"
+        return kind
+
+
 class _Abort(Exception):
     """Stops the whole load (alias bomb, runaway nesting)."""
 
@@ -135,16 +174,16 @@ class _Abort(Exception):
         self.message = message
 
 
-def load_yaml(path: str | Path, *, root: str | Path | None = None) -> YamlDocument:
+def load_yaml(path: str | Path, *, root: str | Path | None = None, cache: YamlCache | None = None) -> YamlDocument:
     """Load one YAML file (and what it includes). Never raises for bad input.
 
     `root` confines `!include` and is what error paths are shown relative to; default:
-    the file's folder.
+    the file's folder. `cache`: share one `YamlCache` between the files of one load.
     """
     path = Path(path).absolute()
     root_path = Path(root).absolute() if root is not None else path.parent
     doc = YamlDocument(file=path, root=root_path)
-    builder = _Builder(doc)
+    builder = _Builder(doc, cache if cache is not None else YamlCache())
     try:
         doc.data = builder.load_file(path, prefix=(), site=None)
     except _Abort as abort:

@@ -33,6 +33,7 @@ from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
+from ml_pipelines.steps import StepFailed
 
 PIPELINE_TAG = "ml_pipelines/pipeline"
 
@@ -162,9 +163,10 @@ def _window(context: AssetExecutionContext) -> TimeWindow | None:
 def _check_previous_partition(context: AssetExecutionContext, key: AssetKey) -> None:
     """depends_on_past: a partition runs only after its own previous partition succeeded."""
     partitions_def = context.assets_def.partitions_def
-    previous = partitions_def.get_prev_partition_key(context.partition_key)
-    if previous is None:
+    if context.partition_key == partitions_def.get_first_partition_key():
         return
+    start = context.partition_time_window.start
+    previous = partitions_def.get_partition_key_for_timestamp(start.timestamp(), end_closed=True)
     done = context.instance.get_materialized_partitions(key)
     if previous not in done:
         raise Failure(
@@ -206,11 +208,18 @@ def run_steps(
         if _done_in_this_run(context, key):
             context.log.info(f"{name}: already materialized in this run; not run again")
             continue
-        plan = plan_step(
-            pipeline, name, settings.env, window,
-            paths=settings.paths, variables=variables, storage_root=settings.storage_root,
-        )
+        try:
+            plan = plan_step(
+                pipeline, name, settings.env, window,
+                paths=settings.paths, variables=variables, storage_root=settings.storage_root,
+            )
+        except ValueError as exc:  # templates, parameters, variables: the user's data
+            raise Failure(description=f"step {name}: {exc}") from exc
         resource_key, method = RUNNERS[step.kind]
-        context.log.info(f"{name}: running on {type(getattr(context.resources, resource_key)).__name__}")
-        outcome = getattr(getattr(context.resources, resource_key), method)(context, plan)
+        backend = getattr(context.resources, resource_key)
+        context.log.info(f"{name}: running on {type(backend).__name__}")
+        try:
+            outcome = getattr(backend, method)(context, plan)
+        except StepFailed as exc:
+            raise Failure(description=f"step {name} failed: {exc}") from exc
         yield MaterializeResult(asset_key=key, metadata=outcome.metadata)

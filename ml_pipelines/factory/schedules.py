@@ -55,18 +55,17 @@ def pipeline_schedule(
 
     def evaluate(context: ScheduleEvaluationContext):
         if partitions_def is None:
-            return RunRequest(asset_selection=keys, tags=tags)
+            yield RunRequest(asset_selection=keys, tags=tags)
+            return
         tick = context.scheduled_execution_time
         latest = partitions_def.get_partition_key_for_timestamp(tick.timestamp(), end_closed=True)
         wanted = [latest]
         if config.catchup:
             wanted = missed_partitions(context, partitions_def, sinks, latest, pid)
         if not wanted:
-            return SkipReason(f"{pid}: no partition to run")
-        return [
-            RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key, tags=tags)
-            for key in wanted
-        ]
+            yield SkipReason(f"{pid}: no partition left to run")
+        for key in wanted:
+            yield RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key, tags=tags)
 
     return ScheduleDefinition(
         name=f"{pid}_schedule",

@@ -15,8 +15,9 @@ Each step starts a fakesnow HTTP server in a child process and talks to it throu
 - COPY translation: fakesnow lists only the direct children of `@stage/<dir>`, loads nothing
   for `@stage/<file>` or a name prefix, and rejects `PATTERN`. For a configured stage without
   `FILES=`, the backend lists the files itself with Snowflake's semantics (every file whose
-  path below the stage starts with the given prefix, at any depth; PATTERN matched against
-  the whole path; hidden dot-files skipped) and runs `COPY ... FROM @stage FILES=(...)`.
+  path below the stage starts with the given prefix, at any depth; a PATTERN regex must match
+  the whole path, below the stage or below the bucket; local dot-files such as Spark's .crc
+  checksums skipped) and runs `COPY ... FROM @stage FILES=(...)`.
   No matching file: the COPY is not sent (Snowflake: "0 files processed").
   As in Snowflake, files already loaded into a table are skipped by later COPYs (load history,
   kept in the database file) unless `FORCE=TRUE`.

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import instance_for_test
 
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.variables import load_variables
@@ -38,5 +38,6 @@ def project_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def instance():
-    with DagsterInstance.ephemeral() as inst:
+    """A real on-disk instance (schedule contexts need an instance reference)."""
+    with instance_for_test() as inst:
         yield inst

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
 from ml_pipelines.local.glue import LocalGlue
 from ml_pipelines.local.storage import s3_to_local
@@ -58,8 +58,8 @@ def glue_plan(script: str, arguments: dict[str, str], jars: tuple[Path, ...] = (
     )
 
 
-def run_glue(backend: LocalGlue, plan: GluePlan, instance: DagsterInstance):  # -> ExecuteInProcessResult
-    def call(b: LocalGlue, ctx) -> StepOutcome:
+def run_glue(backend: LocalGlue, plan: GluePlan, instance: DagsterInstance) -> ExecuteInProcessResult:
+    def call(b: LocalGlue, ctx: AssetExecutionContext) -> StepOutcome:
         return b.run(ctx, plan)
 
     return run_step(backend, call, instance)

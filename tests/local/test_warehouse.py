@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlglot
-from dagster import DagsterInstance
+from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
 from ml_pipelines.local.storage import s3_to_local
 from ml_pipelines.local.warehouse import LocalWarehouse, split_sql, translate_copy, written_tables
@@ -50,8 +50,8 @@ def sql_plan(*names: str) -> SqlPlan:
     return SqlPlan(run=run_identity("write_to_snowflake_sales"), schema="analytics", files=files)
 
 
-def run_sql(backend: LocalWarehouse, plan: SqlPlan, instance: DagsterInstance):  # -> ExecuteInProcessResult
-    def call(b: LocalWarehouse, ctx) -> StepOutcome:
+def run_sql(backend: LocalWarehouse, plan: SqlPlan, instance: DagsterInstance) -> ExecuteInProcessResult:
+    def call(b: LocalWarehouse, ctx: AssetExecutionContext) -> StepOutcome:
         return b.run(ctx, plan)
 
     return run_step(backend, call, instance)

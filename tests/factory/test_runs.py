@@ -1,0 +1,120 @@
+"""Schedules, catchup, depends_on_past, retries, concurrency tags and run-time templates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance, DagsterRun, build_schedule_context, materialize
+from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+from ml_pipelines.factory.assets import PIPELINE_TAG
+from tests.factory.conftest import REPO, build_defs
+from tests.factory.tiny_project import PIPELINE_ID, write_tiny_project
+
+KEY = AssetKey([PIPELINE_ID, "python_script_echo"])
+TICK = datetime(2024, 1, 5, 6, 0, tzinfo=timezone.utc)
+
+
+def _tick(defs, instance, when=TICK):
+    schedule = defs.get_repository_def().get_schedule_def(f"{PIPELINE_ID}_schedule")
+    context = build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
+    return schedule.evaluate_tick(context).run_requests or []
+
+
+def _materialize(defs, instance, partition: str, *, raise_on_error: bool = True):
+    assets_def = defs.get_assets_def(KEY)
+    return materialize(
+        [assets_def], partition_key=partition, instance=instance, resources=defs.resources, raise_on_error=raise_on_error
+    )
+
+
+def test_schedule_requests_the_window_that_ends_at_the_tick(tmp_path, instance):
+    defs = build_defs(write_tiny_project(tmp_path / "p"), tmp_path / "home")
+    (request,) = _tick(defs, instance)
+    assert request.partition_key == "2024-01-04"  # ds = start of the window ending at the tick
+    assert list(request.asset_selection) == [KEY]
+    assert request.tags[PIPELINE_TAG] == PIPELINE_ID
+    assert request.tags["ml_pipelines/max_active_runs_1"] == PIPELINE_ID
+
+
+def test_catchup_requests_missed_partitions_and_skips_done_or_tried_ones(tmp_path, instance):
+    defs = build_defs(write_tiny_project(tmp_path / "p", catchup=True), tmp_path / "home")
+    assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+
+    result = _materialize(defs, instance, "2024-01-01")
+    assert result.success
+    # 01-01 is done; a run materializing it carried no pipeline tag, so it counts as done, not tried
+    assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-02", "2024-01-03", "2024-01-04"]
+
+    # a run that was tried (e.g. failed) for 01-02 is not requested again by the schedule
+    instance.add_run(
+        DagsterRun(job_name="__ASSET_JOB", run_id="tried-0102", tags={PIPELINE_TAG: PIPELINE_ID, "dagster/partition": "2024-01-02"})
+    )
+    assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-03", "2024-01-04"]
+
+
+def test_no_catchup_requests_only_the_latest(tmp_path, instance):
+    defs = build_defs(write_tiny_project(tmp_path / "p", catchup=False), tmp_path / "home")
+    later = datetime(2024, 3, 1, 6, 0, tzinfo=timezone.utc)
+    assert [r.partition_key for r in _tick(defs, instance, later)] == ["2024-02-29"]
+
+
+def test_depends_on_past_orders_partitions(tmp_path, instance):
+    defs = build_defs(write_tiny_project(tmp_path / "p", depends_on_past=True), tmp_path / "home")
+    graph = defs.resolve_asset_graph()
+    assert KEY in graph.get(KEY).parent_keys  # self-dependency on the previous partition
+
+    early = _materialize(defs, instance, "2024-01-02", raise_on_error=False)
+    assert not early.success
+    failure = early.get_step_failure_events()[0].step_failure_data.error
+    assert "depends_on_past" in failure.message and "2024-01-01" in failure.message
+
+    assert _materialize(defs, instance, "2024-01-01").success
+    assert _materialize(defs, instance, "2024-01-02").success
+    assert instance.get_materialized_partitions(KEY) == {"2024-01-01", "2024-01-02"}
+
+
+def test_undefined_template_name_fails_the_step_naming_step_and_key(tmp_path, instance):
+    extra = '          missing: "{{ var.value.NOT_DEFINED_ANYWHERE }}"'
+    defs = build_defs(write_tiny_project(tmp_path / "p", extra=extra), tmp_path / "home")
+    result = _materialize(defs, instance, "2024-01-01", raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "python_script_echo" in message and "templates_dict.missing" in message
+    assert "NOT_DEFINED_ANYWHERE" in message
+
+
+def test_script_output_reaches_the_log(tmp_path, instance):
+    defs = build_defs(write_tiny_project(tmp_path / "p"), tmp_path / "home")
+    result = _materialize(defs, instance, "2024-01-03")
+    assert result.success
+    logs = [e.message for e in instance.all_logs(result.run_id)]
+    assert any("echo dt=2024-01-03" in (m or "") for m in logs)
+
+
+def test_retries_and_retry_delay_become_the_retry_policy(tmp_path):
+    from tests.factory.conftest import PROJECT_OK
+
+    defs = build_defs(PROJECT_OK, tmp_path / "home")
+    op = defs.get_assets_def(AssetKey(["demo_forecast_Daily", "write_to_snowflake"])).op
+    assert op.retry_policy.max_retries == 2  # retries: "2"
+    assert op.retry_policy.delay == 600  # retry_delay: 10 minutes
+
+
+def test_shipped_dagster_yaml_limits_runs_per_pipeline(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(home)) as inst:
+        limits = inst.run_coordinator.get_run_queue_config().tag_concurrency_limits
+    tags = {PIPELINE_TAG: PIPELINE_ID, "ml_pipelines/max_active_runs_1": PIPELINE_ID}
+    running = DagsterRun(job_name="__ASSET_JOB", run_id="a", tags=tags)
+    same_pipeline = DagsterRun(job_name="__ASSET_JOB", run_id="b", tags=tags)
+    other = DagsterRun(job_name="__ASSET_JOB", run_id="c", tags={"ml_pipelines/max_active_runs_1": "other"})
+    counter = TagConcurrencyLimitsCounter(limits, [running])
+    assert counter.is_blocked(same_pipeline)
+    assert not counter.is_blocked(other)
