@@ -13,7 +13,8 @@ Options (defaults = the baseline):
               no op inputs) | "direct_shared_fn" (direct, one module-level compute fn reading the
               pipeline from the op's tags)
   grouping    "pipeline" (one AssetsDefinition per pipeline) | "partitions" (one per distinct
-              partitions def, holding all its pipelines' steps)
+              partitions def, holding all its pipelines' steps) | "cron" (one per cron, specs of
+              several partitions defs, can_subset) | "all" (one AssetsDefinition for every step)
   partitions  "tw" (TimeWindowPartitionsDefinition per (cron, start)) | "tw_cron" (one per cron,
               common start 2024-01-01) | "daily" (DailyPartitionsDefinition(hour/minute offset))
               | "none"
@@ -24,10 +25,14 @@ Options (defaults = the baseline):
   realistic   per-spec description/metadata/tags like the factory, op_tags, retry_policy,
               required_resource_keys (needs resources=True to validate)
   resources   bind 5 resources through Definitions(resources=...)
+  gc_mode     None | "freeze" (gc.freeze() after building: the definitions are never scanned
+              by the cyclic GC again) | "threshold" (gc.set_threshold(50_000, 50, 100) for the
+              whole process) | "freeze_threshold" (both)
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import datetime, timezone
 
@@ -150,6 +155,8 @@ def step_specs(i: int, wait: AssetSpec | None, part, realistic: bool, with_part:
 def _materialize(context, specs_in_order):
     """Yields in topological order (selected_asset_keys is a set)."""
     selected = context.selected_asset_keys
+    if os.environ.get("SHAPES_PRINT_CONTEXT"):
+        print("CONTEXT TYPE", type(context).__name__, context.partition_key, context.has_partition_key)
     for spec in specs_in_order:
         if spec.key in selected:
             yield MaterializeResult(asset_key=spec.key)
@@ -181,10 +188,11 @@ def assets_def(name: str, specs: list[AssetSpec], part, construct: str, realisti
             for s in specs}
     keys_by_output = {s.key.to_python_identifier(): s.key for s in specs}
 
+    # a plain compute_fn (not @op-decorated) is called as fn(context, inputs)
     if construct == "direct_shared_fn":
         fn = _shared_compute
     else:
-        def fn(context):
+        def fn(context, _inputs):
             yield from _materialize(context, specs)
 
     op = OpDefinition(compute_fn=fn, name=name, outs=outs, **_op_options(realistic, pid))
@@ -192,14 +200,17 @@ def assets_def(name: str, specs: list[AssetSpec], part, construct: str, realisti
     return AssetsDefinition(node_def=op, keys_by_output_name=keys_by_output, specs=specs, can_subset=True)
 
 
-def _shared_compute(context):
+def _shared_compute(context, _inputs):
     order = {s: n for n, s in enumerate(STEPS)}
     for key in sorted(context.selected_asset_keys, key=lambda k: (k.path[0], order[k.path[-1]])):
         yield MaterializeResult(asset_key=key)
 
 
 def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitions_mode="tw",
-          schedules="pipeline", sched_extras=False, realistic=False, resources=False, count=None) -> Definitions:
+          schedules="pipeline", sched_extras=False, realistic=False, resources=False, count=None,
+          gc_mode=None) -> Definitions:
+    if gc_mode in ("threshold", "freeze_threshold"):
+        gc.set_threshold(50_000, 50, 100)
     n = COUNT if count is None else count
     assets, scheds = [], []
     groups: dict = {}  # partitions def -> [(i, specs)]
@@ -213,11 +224,12 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
             specs = step_specs(i, w, part, realistic, with_part=False)
             assets.append(assets_def(pid, specs, part, construct, realistic, pid))
         else:
-            specs = step_specs(i, w, part, realistic, with_part=construct != "multi_asset")
-            groups.setdefault(part, []).append(specs)
-    for g, (part, members) in enumerate(groups.items()):
+            specs = step_specs(i, w, part, realistic, with_part=True)
+            gkey = {"partitions": part, "cron": cron_of(i), "all": 0}[grouping]
+            groups.setdefault(gkey, []).append(specs)
+    for g, members in enumerate(groups.values()):
         specs = [s for m in members for s in m]
-        assets.append(assets_def(f"bench_group_{g:04d}", specs, part, construct, realistic, None))
+        assets.append(assets_def(f"bench_group_{g:04d}", specs, None, construct, realistic, None))
 
     if schedules == "pipeline":
         for i in range(n):
@@ -237,7 +249,11 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
     kwargs = {}
     if resources:
         kwargs["resources"] = {k: StepRunner(name=k) for k in RESOURCE_KEYS}
-    return Definitions(assets=assets, schedules=scheds, **kwargs)
+    defs = Definitions(assets=assets, schedules=scheds, **kwargs)
+    if gc_mode in ("freeze", "freeze_threshold"):
+        gc.collect()
+        gc.freeze()
+    return defs
 
 
 def pipeline_schedule(i: int, part, extras: bool) -> ScheduleDefinition:

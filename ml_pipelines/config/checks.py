@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
-from ml_pipelines.config.paths import ProjectPaths, StepFiles, StepFilesError, resolve_step_files
+from ml_pipelines.config.paths import FsCache, ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
     CLOUD_ENVIRONMENTS,
     GlueStep,
@@ -32,12 +32,30 @@ from ml_pipelines.config.schema import (
     SqlStep,
     StepBase,
 )
-from ml_pipelines.config.yaml_loader import YamlDocument
+from ml_pipelines.config.yaml_loader import YamlCache, YamlDocument
 
 PARAMETER_SECTIONS = ("DEV", "BETA", "PROD", "COMMON", "LOCAL")
 ENV_SECTIONS = ("DEV", "BETA", "PROD")
 
-Cache = dict[tuple[str, str], list[str]]
+
+
+class LoadCache:
+    """What one project load works out once and reuses for every pipeline.
+
+    Generated projects share one notebook, parameter file, SQL file, model folder and
+    `!include` between hundreds of pipelines: each is read, parsed or validated once per
+    load. Hold one per load (`loader.load_project` does): nothing outlives it, so the
+    next load sees edited files afresh.
+    """
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, str], list[str]] = {}  # (kind, file) -> its problems
+        self.templates: dict[str, str | None] = {}  # template text -> its syntax error
+        self.fs = FsCache()
+        self.yaml = YamlCache()
+
+
+Cache = LoadCache
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -143,16 +161,17 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
     return []
 
 
-def _cached(cache: Cache, kind: str, path: Path, compute: Callable[[], list[str]]) -> list[str]:
+def _cached(cache: LoadCache, kind: str, path: Path, compute: Callable[[], list[str]]) -> list[str]:
     key = (kind, str(path))
-    if key not in cache:
-        cache[key] = compute()
-    return cache[key]
+    results = cache.results
+    if key not in results:
+        results[key] = compute()
+    return results[key]
 
 
 # -- the checks --------------------------------------------------------------------------
 class _Checker:
-    def __init__(self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, cache: Cache):
+    def __init__(self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, cache: LoadCache):
         self.paths = paths
         self.pipeline = pipeline
         self.doc = doc
@@ -270,14 +289,20 @@ class _Checker:
             stack.pop()
             state[name] = 2
 
-        for name in names:
-            if name not in state:
-                visit(name)
+        try:
+            for name in names:
+                if name not in state:
+                    visit(name)
+        finally:
+            # `visit` refers to itself through its closure: a reference cycle that would
+            # keep this checker, its document and every position alive until the
+            # collector's next full pass (a large share of a load's time). Break it.
+            del visit
 
     # -- files ----------------------------------------------------------------------------
     def step_files(self, index: int, step: StepBase) -> StepFiles | None:
         try:
-            return resolve_step_files(self.paths, self.pipeline, step)
+            return resolve_step_files(self.paths, self.pipeline, step, self.cache.fs)
         except StepFilesError as exc:
             for problem in exc.problems:
                 if problem.pipeline_level:
@@ -303,8 +328,12 @@ class _Checker:
                 self.error(where, message)
         if check_template is None:
             return
+        templates = self.cache.templates
         for key, text in step.templates_dict.items():
-            problem = check_template(text)
+            if text in templates:
+                problem = templates[text]
+            else:
+                problem = templates[text] = check_template(text)
             if problem:
                 self.error(task + ("templates_dict", key), f"template syntax error: {problem}")
         if isinstance(step, SqlStep):
@@ -339,7 +368,7 @@ class _Checker:
 def check_graph(doc: YamlDocument, prefix: KeyPath) -> list[ConfigError]:
     """The upstream_task_name graph of the pipeline at `prefix` (raw YAML; no schema needed):
     duplicate step names, unknown upstream names (with a did-you-mean), cycles."""
-    checker = _Checker(None, None, doc, prefix, {})  # type: ignore[arg-type]
+    checker = _Checker(None, None, doc, prefix, LoadCache())  # type: ignore[arg-type]
     checker.check_graph()
     return checker.errors
 
@@ -351,13 +380,14 @@ def check_pipeline(
     doc: YamlDocument,
     prefix: KeyPath,
     env: str = "LOCAL",
-    cache: Cache | None = None,
+    cache: LoadCache | None = None,
 ) -> tuple[dict[str, StepFiles], list[ConfigError]]:
     """Cross-check one schema-valid pipeline written at `prefix` of `doc`.
 
-    Returns the files of each step (by step name) and the errors found.
+    Returns the files of each step (by step name) and the errors found. `cache`: one
+    LoadCache shared by the pipelines of one load (default: a fresh one).
     """
-    checker = _Checker(paths, pipeline, doc, prefix, {} if cache is None else cache)
+    checker = _Checker(paths, pipeline, doc, prefix, LoadCache() if cache is None else cache)
     checker.check_graph()
     check_template = _template_syntax_checker()
     files: dict[str, StepFiles] = {}
@@ -373,6 +403,7 @@ def check_pipeline(
 
 __all__ = [
     "PARAMETER_SECTIONS",
+    "LoadCache",
     "check_graph",
     "check_pipeline",
     "did_you_mean",

@@ -20,7 +20,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from ml_pipelines.config.checks import Cache, check_graph, check_pipeline, did_you_mean
+from ml_pipelines.config.checks import LoadCache, check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
@@ -103,7 +103,7 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL") -> Project:
         return project
     project.config_files = config_files(paths)
     seen_ids: dict[str, tuple[Path, int]] = {}
-    cache: Cache = {}
+    cache = LoadCache()
     for source in project.config_files:
         try:
             pipelines, errors = _load_file(paths, source, env, seen_ids, cache, project.invalid_pipeline_ids)
@@ -132,10 +132,10 @@ def _load_file(
     source: Path,
     env: str,
     seen_ids: dict[str, tuple[Path, int]],
-    cache: Cache,
+    cache: LoadCache,
     invalid_ids: dict[str, Path],
 ) -> tuple[list[LoadedPipeline], list[ConfigError]]:
-    doc = load_yaml(source, root=paths.root)
+    doc = load_yaml(source, root=paths.root, cache=cache.yaml)
     if doc.fatal:
         return [], doc.issue_errors()
     data = doc.data

@@ -116,11 +116,100 @@ class StepFilesError(ValueError):
         super().__init__("; ".join(p.message for p in problems))
 
 
+class FsCache:
+    """Filesystem facts for one load: each path is built, stat'ed, resolved or listed once.
+
+    Pipelines that share a model folder ask `resolve_step_files` the same questions; one
+    FsCache per load (`loader.load_project` holds one) answers the repeats from memory,
+    and the next load, with its own cache, sees an edited project afresh. Without one,
+    each `resolve_step_files` call uses a fresh cache: the same answers as before.
+    """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[Path, str], Path] = {}
+        self._is_dir: dict[Path, bool] = {}
+        self._is_file: dict[Path, bool] = {}
+        self._resolved: dict[Path, Path] = {}
+        self._inside: dict[tuple[Path, Path], bool] = {}
+        self._files: dict[tuple[Path, str], tuple[Path, ...]] = {}
+        self._name_faults: dict[str, str | None] = {}
+
+    def name_fault(self, text: str) -> str | None:
+        """Why `text` (stripped) cannot name something inside a folder, or None when it can."""
+        try:
+            return self._name_faults[text]
+        except KeyError:
+            pass
+        fault = None
+        if not text:
+            fault = "empty"
+        elif "\\" in text:
+            fault = "backslash"
+        else:
+            pure = PurePosixPath(text)
+            if pure.is_absolute() or (len(text) > 1 and text[1] == ":"):
+                fault = "absolute"
+            elif ".." in pure.parts:
+                fault = "parent"
+        self._name_faults[text] = fault
+        return fault
+
+    def child(self, folder: Path, name: str) -> Path:
+        """`folder / name`."""
+        key = (folder, name)
+        path = self._children.get(key)
+        if path is None:
+            path = self._children[key] = folder / name
+        return path
+
+    def is_dir(self, path: Path) -> bool:
+        found = self._is_dir.get(path)
+        if found is None:
+            found = self._is_dir[path] = path.is_dir()
+        return found
+
+    def is_file(self, path: Path) -> bool:
+        found = self._is_file.get(path)
+        if found is None:
+            found = self._is_file[path] = path.is_file()
+        return found
+
+    def resolve(self, path: Path) -> Path:
+        resolved = self._resolved.get(path)
+        if resolved is None:
+            resolved = self._resolved[path] = path.resolve()
+        return resolved
+
+    def inside(self, base: Path, candidate: Path) -> bool:
+        """Whether `candidate`, symlinks resolved, lies in `base` (resolved)."""
+        key = (base, candidate)
+        found = self._inside.get(key)
+        if found is None:
+            try:
+                self.resolve(candidate).relative_to(self.resolve(base))
+                found = True
+            except ValueError:
+                found = False
+            self._inside[key] = found
+        return found
+
+    def files(self, folder: Path | None, pattern: str) -> tuple[Path, ...]:
+        """The files in `folder` matching `pattern`, sorted; () without the folder."""
+        if folder is None or not self.is_dir(folder):
+            return ()
+        key = (folder, pattern)
+        found = self._files.get(key)
+        if found is None:
+            found = self._files[key] = tuple(sorted(p for p in folder.glob(pattern) if p.is_file()))
+        return found
+
+
 @dataclass
 class _Lookup:
     paths: ProjectPaths
     step: StepBase
     problems: list[StepFileProblem] = field(default_factory=list)
+    fs: FsCache = field(default_factory=FsCache)
 
     def problem(self, where: tuple[str | int, ...], message: str, pipeline_level: bool = False) -> None:
         self.problems.append(StepFileProblem(where, message, pipeline_level))
@@ -131,28 +220,24 @@ class _Lookup:
     def safe_name(self, raw: Any, where: tuple[str | int, ...], what: str, pipeline_level: bool = False) -> str | None:
         """A name that stays in its folder (may hold sub-folders), or None after a problem."""
         text = str(raw).strip()
-        if not text:
+        fault = self.fs.name_fault(text)
+        if fault is None:
+            return text
+        if fault == "empty":
             self.problem(where, f"{what} is empty", pipeline_level)
-            return None
-        if "\\" in text:
+        elif fault == "backslash":
             self.problem(where, f"{what} {text!r}: use '/' between folders, not '\\'", pipeline_level)
-            return None
-        pure = PurePosixPath(text)
-        if pure.is_absolute() or (len(text) > 1 and text[1] == ":"):
+        elif fault == "absolute":
             self.problem(where, f"{what} {text!r} must be a name inside its folder, not an absolute path", pipeline_level)
-            return None
-        if ".." in pure.parts:
+        else:
             self.problem(where, f"{what} {text!r} must not contain '..': names cannot leave their folder", pipeline_level)
-            return None
-        return text
+        return None
 
     def inside(self, base: Path, candidate: Path, where: tuple[str | int, ...], what: str, pipeline_level: bool = False) -> bool:
-        try:
-            candidate.resolve().relative_to(base.resolve())
+        if self.fs.inside(base, candidate):
             return True
-        except ValueError:
-            self.problem(where, f"{what} {self.rel(candidate)} leads outside {self.rel(base)} (a symlink?)", pipeline_level)
-            return False
+        self.problem(where, f"{what} {self.rel(candidate)} leads outside {self.rel(base)} (a symlink?)", pipeline_level)
+        return False
 
     def model_folder(self, parent: Path, name: str | None, key: str, needed_by: str) -> Path | None:
         if name is None or not str(name).strip():
@@ -161,10 +246,10 @@ class _Lookup:
         text = self.safe_name(name, (key,), key, pipeline_level=True)
         if text is None:
             return None
-        folder = parent / text
+        folder = self.fs.child(parent, text)
         if not self.inside(parent, folder, (key,), key, pipeline_level=True):
             return None
-        if not folder.is_dir():
+        if not self.fs.is_dir(folder):
             self.problem((key,), f"model folder {self.rel(folder)} does not exist", True)
             return None
         return folder
@@ -176,10 +261,11 @@ class _Lookup:
         text = self.safe_name(raw, where, what)
         if text is None:
             return None
-        exact = folder / text
-        with_suffix = folder / (text + suffix) if not text.lower().endswith(suffix) else exact
+        fs = self.fs
+        exact = fs.child(folder, text)
+        with_suffix = fs.child(folder, text + suffix) if not text.lower().endswith(suffix) else exact
         for candidate in (with_suffix, exact):
-            if candidate.is_file():
+            if fs.is_file(candidate):
                 return candidate if self.inside(folder, candidate, where, what) else None
         if required:
             self.problem(where, f"{what} {self.rel(with_suffix)} not found")
@@ -190,22 +276,20 @@ class _Lookup:
         if folder is None:
             return None
         if raw is not None and str(raw).strip():
-            if not folder.is_dir():
+            if not self.fs.is_dir(folder):
                 self.problem(where, f"{what} {raw!r} is named, but its folder {self.rel(folder)} does not exist")
                 return None
             return self.named_file(folder, raw, suffix, where, what)
-        candidate = folder / default
-        return candidate if candidate.is_file() and self.inside(folder, candidate, where, what) else None
+        candidate = self.fs.child(folder, default)
+        return candidate if self.fs.is_file(candidate) and self.inside(folder, candidate, where, what) else None
 
+    def dir(self, folder: Path, name: str) -> Path | None:
+        """`folder/name` when it is a folder, else None."""
+        path = self.fs.child(folder, name)
+        return path if self.fs.is_dir(path) else None
 
-def _dir(path: Path | None) -> Path | None:
-    return path if path is not None and path.is_dir() else None
-
-
-def _files(folder: Path | None, pattern: str) -> tuple[Path, ...]:
-    if folder is None or not folder.is_dir():
-        return ()
-    return tuple(sorted(p for p in folder.glob(pattern) if p.is_file()))
+    def files(self, folder: Path | None, pattern: str) -> tuple[Path, ...]:
+        return self.fs.files(folder, pattern)
 
 
 def container_step_for(pipeline: PipelineConfig, step: StepBase) -> ContainerImageStep | None:
@@ -217,9 +301,14 @@ def container_step_for(pipeline: PipelineConfig, step: StepBase) -> ContainerIma
     return containers[0] if containers else None
 
 
-def resolve_step_files(paths: ProjectPaths, pipeline: PipelineConfig, step: StepBase) -> StepFiles:
-    """The files of `step`; raises StepFilesError listing every problem found."""
-    look = _Lookup(paths, step)
+def resolve_step_files(
+    paths: ProjectPaths, pipeline: PipelineConfig, step: StepBase, fs: FsCache | None = None
+) -> StepFiles:
+    """The files of `step`; raises StepFilesError listing every problem found.
+
+    `fs`: the filesystem facts of the current load (see FsCache); default: a fresh one.
+    """
+    look = _Lookup(paths, step, fs=fs if fs is not None else FsCache())
     files = _resolve(look, pipeline, step)
     if look.problems:
         raise StepFilesError(look.problems)
@@ -228,8 +317,9 @@ def resolve_step_files(paths: ProjectPaths, pipeline: PipelineConfig, step: Step
 
 def _container_files(look: _Lookup, pipeline: PipelineConfig, step: ContainerImageStep) -> StepFiles:
     paths = look.paths
-    dockerfile = paths.containers / step.kernel / "Dockerfile"
-    dockerfile_or_none = dockerfile if dockerfile.is_file() else None
+    fs = look.fs
+    dockerfile = fs.child(fs.child(paths.containers, step.kernel), "Dockerfile")
+    dockerfile_or_none = dockerfile if fs.is_file(dockerfile) else None
     if not (pipeline.model_name or "").strip():
         # A pipeline with only Glue/SQL steps may keep the old container step and no model.
         if step.requirements_file_name:
@@ -254,7 +344,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
         requirements = dockerfile = None
         container = container_step_for(pipeline, step)
         if container is not None:
-            inner = _Lookup(paths, container)
+            inner = _Lookup(paths, container, fs=look.fs)
             cfiles = _container_files(inner, pipeline, container)
             requirements, dockerfile = cfiles.requirements_file, cfiles.dockerfile
         if not step.notebook_name.strip():
@@ -271,7 +361,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             main=notebook,
             parameter_file=params,
             requirements_file=requirements,
-            lib_dir=_dir(model_dir / "lib"),
+            lib_dir=look.dir(model_dir, "lib"),
             dockerfile=dockerfile,
         )
 
@@ -282,7 +372,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "SQL")
         if model_dir is None:
             return StepFiles()
-        pipeline_dir = model_dir / "pipeline"
+        pipeline_dir = look.fs.child(model_dir, "pipeline")
         sql_files = []
         for i, name in enumerate(step.sql_file_names):
             found = look.named_file(pipeline_dir, name, ".sql", ("sql_file_names", i), "SQL file")
@@ -298,8 +388,8 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
         if d.script_loc == "common":
             common = paths.glue_common
             main = look.named_file(common, script, ".py", ("Details", "script_name"), "common Glue script")
-            model_dir = common / script.removesuffix(".py")
-            py_files = _files(model_dir, "*.py") + _files(model_dir / "py_files", "*.py")
+            model_dir = look.fs.child(common, script.removesuffix(".py"))
+            py_files = look.files(model_dir, "*.py") + look.files(look.fs.child(model_dir, "py_files"), "*.py")
         else:
             folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model")
             if folder is None:
@@ -323,8 +413,8 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             main=main,
             parameter_file=params,
             requirements_file=requirements,
-            lib_dir=_dir(model_dir / "lib"),
-            jars=_files(model_dir / "jars", "*.jar"),
+            lib_dir=look.dir(model_dir, "lib"),
+            jars=look.files(look.fs.child(model_dir, "jars"), "*.jar"),
             py_files=py_files,
         )
 
@@ -334,7 +424,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             return StepFiles()
         if step.script_loc == "common":
             main = look.named_file(paths.py_models, script, ".py", ("script_name",), "common Python script")
-            model_dir = paths.py_models / script.removesuffix(".py")
+            model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
         else:
             if step.model_type == "glue":
                 folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue")
@@ -343,7 +433,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             if folder is None:
                 return StepFiles()
             model_dir = folder
-            main = look.named_file(model_dir / "python_scripts", script, ".py", ("script_name",), "Python script")
+            main = look.named_file(look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script")
         params = look.optional_file(
             model_dir, step.param_file_name, DEFAULT_PARAMETER_FILE, ".json", ("param_file_name",), "parameter file"
         )
@@ -355,7 +445,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             main=main,
             parameter_file=params,
             requirements_file=requirements,
-            lib_dir=_dir(model_dir / "lib"),
+            lib_dir=look.dir(model_dir, "lib"),
         )
 
     return StepFiles()  # pragma: no cover - every kind is handled above

@@ -41,12 +41,41 @@ _SCALAR_TAGS = {_YAML + t for t in ("null", "bool", "int", "float", "str", "time
 _SEQ_TAG = _YAML + "seq"
 _MAP_TAG = _YAML + "map"
 _MERGE_TAG = _YAML + "merge"
+_STR_TAG = _YAML + "str"
+_NULL_TAG = _YAML + "null"
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Composer(_BaseLoader):  # type: ignore[misc, valid-type]
-    """Composes nodes only; construction is ours."""
+    """Composes nodes only; construction is ours.
+
+    The composer asks `resolve` for the tag of every node. The safe loader has no path
+    resolvers, so a plain scalar's tag depends on its text alone: it is remembered in
+    `tags` (the load's `YamlCache.tags`) instead of running the implicit resolvers' regexes
+    again for every repeated key and value. Quoted scalars are text, collections maps or
+    sequences, as in `Resolver.resolve`.
+    """
+
+    def __init__(self, stream: str, tags: dict[str, str] | None = None):
+        super().__init__(stream)
+        self.tags = {} if tags is None else tags
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                tag = self.tags.get(value)
+                if tag is None:
+                    tag = self.tags[value] = _BaseLoader.resolve(self, kind, value, implicit)
+                return tag
+            return _STR_TAG
+        return _MAP_TAG if kind is MappingNode else _SEQ_TAG
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass  # no path resolvers: nothing to track
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,7 @@ class YamlCache:
         self.targets: dict[tuple[Path, str], Path] = {}  # (folder, !include text) -> resolved path
         self.kinds: dict[Path, str] = {}  # resolved path -> "file", "other" or "missing"
         self.marks: dict[Path, dict[int, Mark]] = {}  # include file -> Mark by line
+        self.tags: dict[str, str] = {}  # plain scalar text -> its resolved tag (see _Composer)
         self.resolved_roots: dict[Path, Path] = {}
 
     def resolved_root(self, root: Path) -> Path:
@@ -216,14 +246,27 @@ def _syntax_message(exc: yaml.YAMLError, text: str, line: int) -> str:
 
 
 class _Builder:
-    def __init__(self, doc: YamlDocument):
+    """Builds the data of one document from composed nodes, recording positions.
+
+    Hot path: every node of every config passes through `build`/`mapping`, so they keep
+    their work small: one `Mark` per line of a file (shared, they are frozen), plain
+    text values handled inline, and the current file's marks held on the builder
+    instead of being passed down.
+    """
+
+    def __init__(self, doc: YamlDocument, cache: YamlCache):
         self.doc = doc
+        self.cache = cache
         self.root = doc.root
-        self.root_resolved = doc.root.resolve()
+        self.root_resolved = cache.resolved_root(doc.root)
         self.chain: list[Path] = []
         self.nodes = 0
         self.constructor = SafeConstructor()
         self.top_level_failed = False
+        self.keys = doc.positions.keys
+        self.values = doc.positions.values
+        self.file: Path = doc.file  # the file whose nodes are being built
+        self.marks: dict[int, Mark] = {}  # its marks by line
 
     # -- files -----------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
@@ -232,8 +275,49 @@ class _Builder:
     def _issue(self, path: KeyPath, mark: Mark, message: str) -> None:
         self.doc.issues.append(YamlIssue(tuple(path), mark, message))
 
+    def _mark(self, line: int) -> Mark:
+        mark = self.marks.get(line)
+        if mark is None:
+            mark = self.marks[line] = Mark(self.file, line)
+        return mark
+
+    def _compose(self, path: Path, fail: Any, site: Mark | None) -> tuple[bool, Node | None]:
+        """(ok, root node or None when empty) of `path`; on a problem, `fail` is told."""
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
+            return False, None
+        if size > MAX_FILE_BYTES:
+            fail(Mark(path, 1), f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
+            return False, None
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            fail(Mark(path, 1), f"file is not UTF-8 text ({exc.reason} at byte {exc.start})")
+            return False, None
+        except OSError as exc:
+            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
+            return False, None
+
+        composer = _Composer(text, self.cache.tags)
+        try:
+            node = composer.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            fail(Mark(path, line), _syntax_message(exc, text, line))
+            return False, None
+        finally:
+            composer.dispose()
+        return True, node
+
     def load_file(self, path: Path, prefix: KeyPath, site: Mark | None) -> Any:
-        """Build the data of `path` at `prefix`. `site` is the !include's mark (None: top)."""
+        """Build the data of `path` at `prefix`. `site` is the !include's mark (None: top).
+
+        An included `path` is already resolved; its composed nodes come from the cache
+        when another document of this load included it before.
+        """
         top = site is None
 
         def fail(mark: Mark, message: str) -> None:
@@ -241,53 +325,41 @@ class _Builder:
             if top:
                 self.top_level_failed = True
 
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
-            return None
-        if size > MAX_FILE_BYTES:
-            fail(Mark(path, 1), f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
-            return None
-        try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            fail(Mark(path, 1), f"file is not UTF-8 text ({exc.reason} at byte {exc.start})")
-            return None
-        except OSError as exc:
-            fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
-            return None
-
-        composer = _Composer(text)
-        try:
-            node = composer.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            fail(Mark(path, line), _syntax_message(exc, text, line))
-            return None
-        finally:
-            composer.dispose()
+        if top:
+            ok, node = self._compose(path, fail, site)
+            if not ok:
+                return None
+            marks: dict[int, Mark] = {}
+        else:
+            composed = self.cache.composed
+            if path in composed:
+                node = composed[path]
+            else:
+                ok, node = self._compose(path, fail, site)
+                if not ok:
+                    return None  # not cached: the problem is reported again where it recurs
+                composed[path] = node
+            marks = self.cache.marks.setdefault(path, {})
         if node is None:
             return None
         if not top:
             self.doc.includes.append(path)
-        self.chain.append(path.resolve())
+        self.chain.append(path.resolve() if top else path)
+        outer = self.file, self.marks
+        self.file, self.marks = path, marks
         try:
-            return self.build(node, prefix, path, depth=0, active=set())
+            return self.build(node, prefix, 0, set())
         finally:
             self.chain.pop()
+            self.file, self.marks = outer
 
-    def include(self, node: ScalarNode, path: KeyPath, file: Path, depth: int) -> Any:
-        site = Mark(file, node.start_mark.line + 1)
+    def include(self, node: ScalarNode, path: KeyPath, site: Mark) -> Any:
+        file = self.file
         target_text = str(node.value or "").strip()
         if not target_text:
             self._issue(path, site, "!include needs a file path, e.g. !include common/snowflake.yml")
             return None
-        target = Path(target_text)
-        if not target.is_absolute():
-            target = file.parent / target
-        resolved = target.resolve()
+        resolved = self.cache.target(file.parent, target_text)
         if not resolved.is_relative_to(self.root_resolved):
             self._issue(path, site, f"!include {target_text!r} points outside the project directory {self.root}")
             return None
@@ -298,17 +370,17 @@ class _Builder:
         if len(self.chain) >= MAX_INCLUDE_DEPTH:
             self._issue(path, site, f"!include nested deeper than {MAX_INCLUDE_DEPTH} files")
             return None
-        if not resolved.exists():
+        kind = self.cache.kind(resolved)
+        if kind == "missing":
             self._issue(path, site, f"included file {self._rel(resolved)} not found (!include {target_text})")
             return None
-        if not resolved.is_file():
+        if kind != "file":
             self._issue(path, site, f"!include {target_text!r} is not a file")
             return None
         return self.load_file(resolved, path, site)
 
     # -- nodes -----------------------------------------------------------------------
-    def build(self, node: Node, path: KeyPath, file: Path, depth: int, active: set[int]) -> Any:
-        mark = Mark(file, node.start_mark.line + 1)
+    def _count(self, mark: Mark, depth: int) -> None:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Abort(
@@ -316,80 +388,118 @@ class _Builder:
             )
         if depth > MAX_DEPTH:
             raise _Abort(mark, f"document nested deeper than {MAX_DEPTH} levels")
-        self.doc.positions.values.setdefault(path, mark)
-        if id(node) in active:
-            raise _Abort(mark, "an alias refers to a node that contains it (recursive alias)")
+
+    def build(self, node: Node, path: KeyPath, depth: int, active: set[int]) -> Any:
+        line = node.start_mark.line + 1
+        mark = self.marks.get(line) or self._mark(line)
+        self._count(mark, depth)
+        values = self.values
+        if path not in values:
+            values[path] = mark
 
         if isinstance(node, ScalarNode):
-            return self.scalar(node, path, file, depth, mark)
+            if node.tag == _STR_TAG:
+                return node.value
+            return self.scalar(node, path, mark)
+        if id(node) in active:
+            raise _Abort(mark, "an alias refers to a node that contains it (recursive alias)")
         active.add(id(node))
         try:
-            if isinstance(node, SequenceNode):
-                if node.tag != _SEQ_TAG:
-                    self._issue(path, mark, f"unsupported tag {node.tag} on a list")
-                return [self.build(item, path + (i,), file, depth + 1, active) for i, item in enumerate(node.value)]
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
                     self._issue(path, mark, f"unsupported tag {node.tag} on a mapping")
-                return self.mapping(node, path, file, depth, active)
+                return self.mapping(node, path, depth, active)
+            if isinstance(node, SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    self._issue(path, mark, f"unsupported tag {node.tag} on a list")
+                build = self.build
+                child = depth + 1
+                return [build(item, path + (i,), child, active) for i, item in enumerate(node.value)]
         finally:
             active.discard(id(node))
         raise _Abort(mark, f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
 
-    def scalar(self, node: ScalarNode, path: KeyPath, file: Path, depth: int, mark: Mark) -> Any:
-        if node.tag == INCLUDE_TAG:
-            return self.include(node, path, file, depth)
-        if node.tag not in _SCALAR_TAGS:
-            self._issue(path, mark, f"unsupported tag {node.tag}; only plain values and !include are allowed")
+    def scalar(self, node: ScalarNode, path: KeyPath, mark: Mark) -> Any:
+        tag = node.tag
+        if tag == _STR_TAG:
             return node.value
+        if tag == INCLUDE_TAG:
+            return self.include(node, path, mark)
+        if tag not in _SCALAR_TAGS:
+            self._issue(path, mark, f"unsupported tag {tag}; only plain values and !include are allowed")
+            return node.value
+        if tag == _NULL_TAG:
+            return None
         try:
-            return self.constructor.yaml_constructors[node.tag](self.constructor, node)
+            return self.constructor.yaml_constructors[tag](self.constructor, node)
         except Exception:
             # e.g. an impossible date like 2020-02-30: keep the text, the schema explains.
             return node.value
 
-    def _key_text(self, key_node: Node, path: KeyPath, file: Path) -> str | None:
-        if isinstance(key_node, ScalarNode) and key_node.tag != INCLUDE_TAG:
-            return str(key_node.value)
-        self._issue(path, Mark(file, key_node.start_mark.line + 1), "a mapping key must be plain text")
-        return None
-
-    def _merge_sources(self, value: Node, path: KeyPath, file: Path) -> list[MappingNode]:
+    def _merge_sources(self, value: Node, path: KeyPath) -> list[MappingNode]:
         if isinstance(value, MappingNode):
             return [value]
         if isinstance(value, SequenceNode) and all(isinstance(v, MappingNode) for v in value.value):
             return list(value.value)
-        self._issue(path, Mark(file, value.start_mark.line + 1), "'<<' (merge) needs a mapping or a list of mappings")
+        self._issue(path, self._mark(value.start_mark.line + 1), "'<<' (merge) needs a mapping or a list of mappings")
         return []
 
-    def mapping(self, node: MappingNode, path: KeyPath, file: Path, depth: int, active: set[int]) -> dict[str, Any]:
+    @staticmethod
+    def _first_line(node: MappingNode, key: str) -> int:
+        """The line of the first plain-text `key` of `node` (for a duplicate's message)."""
+        for key_node, _ in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag not in (_MERGE_TAG, INCLUDE_TAG) and str(key_node.value) == key:
+                return key_node.start_mark.line + 1
+        return 1  # pragma: no cover - the key is there
+
+    def mapping(self, node: MappingNode, path: KeyPath, depth: int, active: set[int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
         merges: list[MappingNode] = []
+        keys = self.keys
+        values = self.values
+        marks = self.marks
+        child = depth + 1
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                merges.extend(self._merge_sources(value_node, path, file))
+            key_tag = key_node.tag
+            if key_tag == _MERGE_TAG:
+                merges.extend(self._merge_sources(value_node, path))
                 continue
-            key = self._key_text(key_node, path, file)
-            if key is None:
+            if key_tag == INCLUDE_TAG or not isinstance(key_node, ScalarNode):
+                self._issue(path, self._mark(key_node.start_mark.line + 1), "a mapping key must be plain text")
                 continue
+            key = key_node.value
+            if type(key) is not str:
+                key = str(key)  # pragma: no cover - scalar values are text
             key_line = key_node.start_mark.line + 1
-            if key in first_line:
+            if key in out:  # every key written before (and not skipped) is in `out`
                 self._issue(
                     path + (key,),
-                    Mark(file, key_line),
-                    f"duplicate key {key!r} (first written at line {first_line[key]}); "
+                    self._mark(key_line),
+                    f"duplicate key {key!r} (first written at line {self._first_line(node, key)}); "
                     "YAML would silently keep only one of them",
                 )
                 continue
-            first_line[key] = key_line
-            self.doc.positions.keys.setdefault(path + (key,), Mark(file, key_line))
-            out[key] = self.build(value_node, path + (key,), file, depth + 1, active)
+            key_path = path + (key,)
+            if key_path not in keys:
+                keys[key_path] = marks.get(key_line) or self._mark(key_line)
+            if value_node.tag == _STR_TAG and isinstance(value_node, ScalarNode):
+                # A plain text value (most of a config): what `build` does, inline.
+                line = value_node.start_mark.line + 1
+                mark = marks.get(line) or self._mark(line)
+                self.nodes += 1
+                if self.nodes > MAX_NODES or child > MAX_DEPTH:
+                    self.nodes -= 1
+                    self._count(mark, child)  # raises the right _Abort
+                if key_path not in values:
+                    values[key_path] = mark
+                out[key] = value_node.value
+            else:
+                out[key] = self.build(value_node, key_path, child, active)
         # Merged keys never override keys written in the mapping; earlier sources win.
         for source in merges:
             if id(source) in active:
-                raise _Abort(Mark(file, source.start_mark.line + 1), "a merge ('<<') refers to a mapping that contains it")
-            merged = self.mapping(source, path, file, depth + 1, active | {id(source)})
+                raise _Abort(self._mark(source.start_mark.line + 1), "a merge ('<<') refers to a mapping that contains it")
+            merged = self.mapping(source, path, child, active | {id(source)})
             for key, value in merged.items():
                 out.setdefault(key, value)
         return out
