@@ -24,7 +24,7 @@ from pydantic import Field
 from ml_pipelines.local.awsglue import COMPAT_ROOT
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
-from ml_pipelines.local.storage import LocalStorage
+from ml_pipelines.local.storage import LocalStorage, local_to_s3
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome
 
@@ -95,12 +95,18 @@ class LocalGlue(GlueBackend):
         return uploaded
 
     def _outputs(self, plan: GluePlan) -> dict[str, list[str]]:
-        """Files under each s3:// argument whose name starts with "output" (nice-to-have metadata)."""
+        """Files under each s3:// (or mapped local) argument whose name starts with "output"."""
         storage = LocalStorage(root=self.storage_root)
+        root = Path(self.storage_root).resolve()
         outputs = {}
         for key, value in plan.arguments.items():
-            if key.lower().startswith("output") and str(value).startswith("s3://"):
-                files = [u for u in storage.list(str(value)) if not Path(u).name.startswith((".", "_"))]
+            value = str(value)
+            if not key.lower().startswith("output"):
+                continue
+            if value.startswith("/") and root in Path(value).resolve().parents:
+                value = local_to_s3(value, root)
+            if value.startswith("s3://"):
+                files = [u for u in storage.list(value) if not Path(u).name.startswith((".", "_"))]
                 outputs[key] = files[:_MAX_OUTPUT_FILES]
         return outputs
 

@@ -89,13 +89,11 @@ if not any(isinstance(f, _UnsupportedModules) for f in sys.meta_path):
 
 
 def local_path(uri: str) -> str:
-    """s3://bucket/key -> <storage root>/bucket/key (refuses keys that climb out of the root)."""
+    """s3://bucket/key -> <storage root>/bucket/key. A local path under the storage root (what
+    LOCAL parameter files turn DEV s3:// values into) is accepted as is. Nothing may climb
+    out of the root."""
     import os
 
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme not in ("s3", "s3a", "s3n"):
-        raise ValueError(f"connection_type 's3' needs s3:// paths, got {uri!r}")
-    bucket, _, key = rest.partition("/")
     root_env = os.environ.get(STORAGE_ROOT_ENV)
     if not root_env:
         raise RuntimeError(
@@ -103,7 +101,18 @@ def local_path(uri: str) -> str:
             "run the script through the LOCAL Glue backend"
         )
     root = Path(root_env).resolve()
-    path = (root / bucket / key).resolve()
-    if not bucket or (path != root and root not in path.parents):
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme in ("s3", "s3a", "s3n"):
+        bucket, _, key = rest.partition("/")
+        path = (root / bucket / key).resolve()
+        if not bucket:
+            raise ValueError(f"{uri!r} has no bucket")
+    elif sep and scheme == "file":
+        path = Path(rest).resolve()
+    elif not sep and os.path.isabs(uri):
+        path = Path(uri).resolve()
+    else:
+        raise ValueError(f"connection_type 's3' needs s3:// paths (or LOCAL storage paths), got {uri!r}")
+    if path != root and root not in path.parents:
         raise ValueError(f"{uri!r} points outside the local storage root {root}")
     return str(path)
