@@ -27,7 +27,8 @@ Options (defaults = the baseline):
   resources   bind 5 resources through Definitions(resources=...)
   gc_mode     None | "freeze" (gc.freeze() after building: the definitions are never scanned
               by the cyclic GC again) | "threshold" (gc.set_threshold(50_000, 50, 100) for the
-              whole process) | "freeze_threshold" (both)
+              whole process) | "freeze_threshold" (both) | "threshold:A,B,C" | "disable" (no cyclic
+              GC for the rest of the process: lower bound)
 """
 
 from __future__ import annotations
@@ -196,7 +197,6 @@ def assets_def(name: str, specs: list[AssetSpec], part, construct: str, realisti
             yield from _materialize(context, specs)
 
     op = OpDefinition(compute_fn=fn, name=name, outs=outs, **_op_options(realistic, pid))
-    specs = [s.replace_attributes(partitions_def=part) for s in specs] if part is not None else specs
     return AssetsDefinition(node_def=op, keys_by_output_name=keys_by_output, specs=specs, can_subset=True)
 
 
@@ -211,6 +211,10 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
           gc_mode=None) -> Definitions:
     if gc_mode in ("threshold", "freeze_threshold"):
         gc.set_threshold(50_000, 50, 100)
+    elif gc_mode and gc_mode.startswith("threshold:"):
+        gc.set_threshold(*(int(x) for x in gc_mode.split(":")[1].split(",")))
+    elif gc_mode == "disable":
+        gc.disable()
     n = COUNT if count is None else count
     assets, scheds = [], []
     groups: dict = {}  # partitions def -> [(i, specs)]
@@ -221,7 +225,7 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
         if w is not None:
             assets.append(w)
         if grouping == "pipeline":
-            specs = step_specs(i, w, part, realistic, with_part=False)
+            specs = step_specs(i, w, part, realistic, with_part=construct != "multi_asset")
             assets.append(assets_def(pid, specs, part, construct, realistic, pid))
         else:
             specs = step_specs(i, w, part, realistic, with_part=True)

@@ -38,7 +38,6 @@ PARAMETER_SECTIONS = ("DEV", "BETA", "PROD", "COMMON", "LOCAL")
 ENV_SECTIONS = ("DEV", "BETA", "PROD")
 
 
-
 class LoadCache:
     """What one project load works out once and reuses for every pipeline.
 
@@ -55,7 +54,7 @@ class LoadCache:
         self.yaml = YamlCache()
 
 
-Cache = LoadCache
+Cache = LoadCache  # the name this type had when it was a plain dict
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:

@@ -20,6 +20,8 @@ leaves no usable data (syntax error, oversize file, alias bomb) sets `fatal`.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ _MAP_TAG = _YAML + "map"
 _MERGE_TAG = _YAML + "merge"
 _STR_TAG = _YAML + "str"
 _NULL_TAG = _YAML + "null"
+_SPECIAL_KEY_TAGS = frozenset({_MERGE_TAG, INCLUDE_TAG})
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -171,12 +174,28 @@ class YamlCache:
         self.marks: dict[Path, dict[int, Mark]] = {}  # include file -> Mark by line
         self.tags: dict[str, str] = {}  # plain scalar text -> its resolved tag (see _Composer)
         self.resolved_roots: dict[Path, Path] = {}
+        self.resolved_dirs: dict[Path, Path] = {}  # folder of a config file -> resolved
 
     def resolved_root(self, root: Path) -> Path:
         resolved = self.resolved_roots.get(root)
         if resolved is None:
             resolved = self.resolved_roots[root] = root.resolve()
         return resolved
+
+    def real_path(self, path: Path) -> Path:
+        """`path.resolve()`, resolving each folder once per load rather than once per file."""
+        if path.name not in ("", ".", ".."):
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except OSError:
+                is_link = True  # let resolve() decide
+            if not is_link:
+                folder = path.parent
+                resolved = self.resolved_dirs.get(folder)
+                if resolved is None:
+                    resolved = self.resolved_dirs[folder] = folder.resolve()
+                return resolved / path.name
+        return path.resolve()
 
     def target(self, folder: Path, text: str) -> Path:
         key = (folder, text)
@@ -344,7 +363,7 @@ class _Builder:
             return None
         if not top:
             self.doc.includes.append(path)
-        self.chain.append(path.resolve() if top else path)
+        self.chain.append(self.cache.real_path(path) if top else path)
         outer = self.file, self.marks
         self.file, self.marks = path, marks
         try:
@@ -380,19 +399,20 @@ class _Builder:
         return self.load_file(resolved, path, site)
 
     # -- nodes -----------------------------------------------------------------------
-    def _count(self, mark: Mark, depth: int) -> None:
-        self.nodes += 1
+    def _over_limit(self, mark: Mark, depth: int) -> None:
+        """Raise for a node past MAX_NODES or MAX_DEPTH (the node is counted already)."""
         if self.nodes > MAX_NODES:
             raise _Abort(
                 mark, f"document expands to more than {MAX_NODES} values (too many aliases? an alias bomb?)"
             )
-        if depth > MAX_DEPTH:
-            raise _Abort(mark, f"document nested deeper than {MAX_DEPTH} levels")
+        raise _Abort(mark, f"document nested deeper than {MAX_DEPTH} levels")
 
     def build(self, node: Node, path: KeyPath, depth: int, active: set[int]) -> Any:
         line = node.start_mark.line + 1
         mark = self.marks.get(line) or self._mark(line)
-        self._count(mark, depth)
+        self.nodes += 1
+        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            self._over_limit(mark, depth)
         values = self.values
         if path not in values:
             values[path] = mark
@@ -401,9 +421,10 @@ class _Builder:
             if node.tag == _STR_TAG:
                 return node.value
             return self.scalar(node, path, mark)
-        if id(node) in active:
+        node_id = id(node)
+        if node_id in active:
             raise _Abort(mark, "an alias refers to a node that contains it (recursive alias)")
-        active.add(id(node))
+        active.add(node_id)
         try:
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
@@ -416,7 +437,7 @@ class _Builder:
                 child = depth + 1
                 return [build(item, path + (i,), child, active) for i, item in enumerate(node.value)]
         finally:
-            active.discard(id(node))
+            active.discard(node_id)
         raise _Abort(mark, f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
 
     def scalar(self, node: ScalarNode, path: KeyPath, mark: Mark) -> Any:
@@ -460,13 +481,13 @@ class _Builder:
         marks = self.marks
         child = depth + 1
         for key_node, value_node in node.value:
-            key_tag = key_node.tag
-            if key_tag == _MERGE_TAG:
-                merges.extend(self._merge_sources(value_node, path))
-                continue
-            if key_tag == INCLUDE_TAG or not isinstance(key_node, ScalarNode):
-                self._issue(path, self._mark(key_node.start_mark.line + 1), "a mapping key must be plain text")
-                continue
+            if key_node.__class__ is not ScalarNode or key_node.tag in _SPECIAL_KEY_TAGS:
+                if key_node.tag == _MERGE_TAG:
+                    merges.extend(self._merge_sources(value_node, path))
+                    continue
+                if key_node.tag == INCLUDE_TAG or not isinstance(key_node, ScalarNode):
+                    self._issue(path, self._mark(key_node.start_mark.line + 1), "a mapping key must be plain text")
+                    continue
             key = key_node.value
             if type(key) is not str:
                 key = str(key)  # pragma: no cover - scalar values are text
@@ -480,16 +501,17 @@ class _Builder:
                 )
                 continue
             key_path = path + (key,)
+            mark = marks.get(key_line) or self._mark(key_line)
             if key_path not in keys:
-                keys[key_path] = marks.get(key_line) or self._mark(key_line)
-            if value_node.tag == _STR_TAG and isinstance(value_node, ScalarNode):
+                keys[key_path] = mark
+            if value_node.__class__ is ScalarNode and value_node.tag == _STR_TAG:
                 # A plain text value (most of a config): what `build` does, inline.
                 line = value_node.start_mark.line + 1
-                mark = marks.get(line) or self._mark(line)
+                if line != key_line:
+                    mark = marks.get(line) or self._mark(line)
                 self.nodes += 1
                 if self.nodes > MAX_NODES or child > MAX_DEPTH:
-                    self.nodes -= 1
-                    self._count(mark, child)  # raises the right _Abort
+                    self._over_limit(mark, child)
                 if key_path not in values:
                     values[key_path] = mark
                 out[key] = value_node.value

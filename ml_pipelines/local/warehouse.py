@@ -9,7 +9,12 @@ Each step starts a fakesnow HTTP server in a child process and talks to it throu
   `FAKESNOW_DB_PATH`, and a second session on the same file fails with "Unique file handle
   conflict", so the child sets `fakesnow.server.shared_fs`; fakesnow is pinned). Tables survive
   restarts; stages and file formats live only as long as the server (one step).
-- A file lock on `<home>/warehouse` serialises steps (one server per database file).
+- A file lock on `<home>/warehouse` serialises steps (one server per database file). The server
+  process takes it before opening the database and keeps it until it has closed it, so a step
+  does not wait for the server's shutdown (~1 s): the next server waits for the lock instead.
+- Start-up: the server process imports fakesnow first (~2-3 s), then opens the database when
+  told to. A run whose asset selection has a SQL step (`write_to_snowflake*`) starts that process
+  when its resources are set up, so the imports overlap the steps before the SQL step.
 - Before the plan: `CREATE DATABASE/SCHEMA IF NOT EXISTS` + `USE`, and each configured stage
   as an external stage over the local mirror of its s3 URI (`URL='file:///<root>/<bucket>/<key>/'`).
 - COPY translation: fakesnow lists only the direct children of `@stage/<dir>`, loads nothing
@@ -30,9 +35,11 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,63 +50,144 @@ from typing import Any
 import snowflake.connector.errors
 import sqlglot
 from dagster_snowflake import SnowflakeResource
-from filelock import FileLock, Timeout
-from pydantic import Field
+from dagster import InitResourceContext
+from pydantic import Field, PrivateAttr
 from snowflake.connector.util_text import split_statements
 from sqlglot import exp
 
+from ml_pipelines.config.schema import StepKind, step_kind_of
 from ml_pipelines.local.storage import s3_to_local
 from ml_pipelines.plan.model import SqlPlan
 from ml_pipelines.steps import SqlBackend, StepFailed, StepOutcome
 
 _SERVER_START_TIMEOUT_S = 120
+_SERVER_LOG = "server.log"
+_LOCK_FILE = "warehouse.lock"
 _STATEMENT_CHARS = 300
 _NOP_REGEXES = [r"^\s*ALTER\s+SESSION\s+(UN)?SET\s+QUERY_TAG\b.*"]
 
-# Runs in the child: one shared, persisted FakeSnow behind fakesnow's server, with every
-# existing database attached (as in Snowflake, all are visible to a new session); prints the
-# connection kwargs, serves until stdin closes (the parent ends or dies), then closes DuckDB.
+# Runs in the child: imports, says so, and waits for a line on stdin (EOF: not needed, exit).
+# Then takes the warehouse lock, sends its stderr to server.log, and runs one shared, persisted
+# FakeSnow behind fakesnow's server, with every existing database attached (as in Snowflake, all
+# are visible to a new session); prints the connection kwargs, serves until stdin closes (the
+# parent is done or died), closes DuckDB and only then releases the lock.
 _SERVER_SCRIPT = r"""
-import importlib, json, pathlib, sys
+import importlib, json, os, pathlib, sys
 from fakesnow import server as serve  # the function, before the same-named module shadows it
 from fakesnow.instance import FakeSnow
+from filelock import FileLock, Timeout
 app = importlib.import_module("fakesnow.server")
-app.shared_fs = FakeSnow(db_path=sys.argv[1])
-for db_file in sorted(pathlib.Path(sys.argv[1]).glob("*.db")):  # attach what earlier runs created
+print(json.dumps({"imported": True}), flush=True)
+if not sys.stdin.readline().strip():
+    sys.exit(0)
+db_dir, log_file = pathlib.Path(sys.argv[1]), sys.argv[2]
+lock = FileLock(str(db_dir / sys.argv[3]))
+try:
+    lock.acquire(timeout=0)
+except Timeout:
+    print(json.dumps({"waiting": lock.lock_file}), flush=True)
+    lock.acquire()
+sys.stderr.flush()
+os.dup2(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), 2)
+app.shared_fs = FakeSnow(db_path=str(db_dir))
+for db_file in sorted(db_dir.glob("*.db")):  # attach what earlier runs created
     app.shared_fs.connect(db_file.stem).close()
 with serve(host="127.0.0.1") as kwargs:
-    print(json.dumps(kwargs), flush=True)
+    print(json.dumps({"server": kwargs}), flush=True)
     sys.stdin.read()
 app.shared_fs.duck_conn.close()
+lock.release()
 """
 
 
-@contextmanager
-def fakesnow_server(db_dir: Path, log_file: Path) -> Iterator[dict[str, Any]]:
-    """A fakesnow server over `db_dir` in a child process; yields snowflake.connector kwargs."""
-    db_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER_SCRIPT, str(db_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+class ServerProcess:
+    """A fakesnow server child over `db_dir`. It starts importing at once; `serve()` then has it
+    take the warehouse lock, open the database and serve; `stop()` lets it shut down."""
+
+    def __init__(self, db_dir: Path) -> None:
+        db_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file = db_dir / _SERVER_LOG
+        self._early_log = tempfile.TemporaryFile(mode="w+")  # stderr until the child holds the lock
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER_SCRIPT, str(db_dir), str(self.log_file), _LOCK_FILE],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._early_log, text=True,
         )
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # EOF: the child ended
+
+    def _message(self, timeout: float | None) -> dict[str, Any]:
         try:
-            assert proc.stdout is not None and proc.stdin is not None
-            first_line: list[str] = []
-            reader = threading.Thread(target=lambda: first_line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-            reader.start()
-            reader.join(_SERVER_START_TIMEOUT_S)
-            if not first_line or not first_line[0].strip():
-                raise StepFailed(f"the LOCAL warehouse (fakesnow) did not start; see {log_file}:\n{_tail(log_file)}")
-            yield json.loads(first_line[0])
-        finally:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        if not line.strip():
+            self._early_log.seek(0)
+            early = "\n".join(self._early_log.read().splitlines()[-20:])
+            raise StepFailed(
+                f"the LOCAL warehouse (fakesnow) did not start; see {self.log_file}:\n{early}\n{_tail(self.log_file)}".rstrip()
+            )
+        return json.loads(line)
+
+    def serve(self, log: Any = None) -> dict[str, Any]:
+        """Open the warehouse (waiting for the lock while another server holds it); connection kwargs."""
+        self._message(_SERVER_START_TIMEOUT_S)  # imports done
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("serve\n")
+        self.proc.stdin.flush()
+        message = self._message(_SERVER_START_TIMEOUT_S)
+        if "waiting" in message:
+            if log is not None:
+                log.info(f"Waiting for another step to release the LOCAL warehouse ({message['waiting']})")
+            message = self._message(None)  # the lock may be held for as long as a step runs
+            message = message if "server" in message else self._message(_SERVER_START_TIMEOUT_S)
+        return message["server"]
+
+    def stop(self, wait: bool = False) -> None:
+        """Close its stdin: it stops serving, closes DuckDB, releases the lock and exits. With
+        `wait`, until it has; else it is reaped in the background."""
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        if wait:
+            self._reap()
+        else:
+            threading.Thread(target=self._reap, daemon=True).start()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._early_log.close()
+
+
+@contextmanager
+def fakesnow_server(db_dir: Path, log: Any = None, *, process: ServerProcess | None = None, wait: bool = True) -> Iterator[dict[str, Any]]:
+    """A fakesnow server over `db_dir` (holding its lock); yields snowflake.connector kwargs.
+    `process`: one already started (imports done or under way). `wait`: on exit, until the
+    server has closed the database and released the lock."""
+    server = process or ServerProcess(db_dir)
+    try:
+        yield server.serve(log)
+    finally:
+        server.stop(wait=wait)
+
+
+def _selects_sql_step(run: Any) -> bool:
+    """Whether a run's asset selection holds a SQL step (its kind follows from its name)."""
+    selection = getattr(run, "asset_selection", None) or ()
+    return any(
+        key.path and step_kind_of({"name": key.path[-1]}) == StepKind.SQL.value for key in selection
+    )
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -245,37 +333,40 @@ class LocalWarehouse(SqlBackend):
     stages: dict[str, str] = Field(default_factory=dict, description="Stage name -> the s3:// URI it is over.")
     database: str = Field(default="ML_PIPELINES", description="Database the SQL runs in.")
 
+    _prestarted: ServerProcess | None = PrivateAttr(default=None)
+
     @property
     def warehouse_dir(self) -> Path:
         return Path(self.home) / "warehouse"
 
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """When the run will run a SQL step, start the server process's imports now."""
+        if _selects_sql_step(context.dagster_run):
+            self._prestarted = ServerProcess(self.warehouse_dir)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._prestarted is not None:  # not used (e.g. an earlier step failed)
+            self._prestarted.stop()
+            self._prestarted = None
+
     @contextmanager
     def snowflake_resource(self, log: Any = None) -> Iterator[SnowflakeResource]:
-        """Lock the warehouse, start its server, yield a SnowflakeResource pointed at it."""
-        self.warehouse_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.warehouse_dir / "warehouse.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if log is not None:
-                log.info(f"Waiting for another step to release the LOCAL warehouse ({lock.lock_file})")
-            lock.acquire()
-        try:
-            with fakesnow_server(self.warehouse_dir, self.warehouse_dir / "server.log") as kw:
-                yield SnowflakeResource(
-                    account=kw["account"],
-                    user=kw["user"],
-                    password=kw["password"],
-                    additional_snowflake_connection_args={
-                        "host": kw["host"],
-                        "port": kw["port"],
-                        "protocol": kw["protocol"],
-                        "network_timeout": kw["network_timeout"],  # no retry loop on a server error
-                        "session_parameters": {**kw["session_parameters"], "nop_regexes": _NOP_REGEXES},
-                    },
-                )
-        finally:
-            lock.release()
+        """Start the warehouse's server (it waits for the warehouse lock), yield a SnowflakeResource
+        pointed at it. On exit the server shuts down in the background, then releases the lock."""
+        process, self._prestarted = self._prestarted, None
+        with fakesnow_server(self.warehouse_dir, log, process=process, wait=False) as kw:
+            yield SnowflakeResource(
+                account=kw["account"],
+                user=kw["user"],
+                password=kw["password"],
+                additional_snowflake_connection_args={
+                    "host": kw["host"],
+                    "port": kw["port"],
+                    "protocol": kw["protocol"],
+                    "network_timeout": kw["network_timeout"],  # no retry loop on a server error
+                    "session_parameters": {**kw["session_parameters"], "nop_regexes": _NOP_REGEXES},
+                },
+            )
 
     def _stage_dirs(self) -> dict[str, tuple[Path, str]]:
         dirs = {}
@@ -361,8 +452,8 @@ class LocalWarehouse(SqlBackend):
                 message += f"(sent as: {_short(sql)})\n"
             message += f"Error: {e}"
             if isinstance(e, snowflake.connector.errors.InternalServerError):
-                detail = _server_error(self.warehouse_dir / "server.log")
-                message += f"\nfakesnow could not run it: {detail or 'see the log'} ({self.warehouse_dir / 'server.log'})"
+                detail = _server_error(self.warehouse_dir / _SERVER_LOG)
+                message += f"\nfakesnow could not run it: {detail or 'see the log'} ({self.warehouse_dir / _SERVER_LOG})"
             raise StepFailed(message) from None
 
     @staticmethod
