@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import os
 import types
 import typing
 from collections.abc import Iterator
@@ -85,10 +86,13 @@ def config_files(paths: ProjectPaths) -> list[Path]:
     folder = paths.model_configs
     if not folder.is_dir():
         return []
+    # scandir: an entry knows whether it is a file without a stat per file (symlinks are followed).
+    with os.scandir(folder) as entries:
+        found = [(folder / entry.name, entry) for entry in entries]
     return sorted(
         p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and p.name.lower() not in NOT_PIPELINE_CONFIGS
+        for p, entry in found
+        if entry.is_file() and p.suffix.lower() in CONFIG_SUFFIXES and p.name.lower() not in NOT_PIPELINE_CONFIGS
     )
 
 

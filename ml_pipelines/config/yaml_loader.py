@@ -16,6 +16,10 @@ when available) and builds plain Python data from the node graph itself, so that
 
 Nothing raises on bad input: problems come back in `YamlDocument.issues`. A problem that
 leaves no usable data (syntax error, oversize file, alias bomb) sets `fatal`.
+
+A project load reads hundreds of configs that `!include` the same fragments: pass one
+`YamlCache` to every `load_yaml` of that load and each fragment is read and composed once
+(the cache lives as long as the load, so the next load reads edited files afresh).
 """
 
 from __future__ import annotations

@@ -122,17 +122,26 @@ class ServerProcess:
         self._lines.put("")  # EOF: the child ended
 
     def _message(self, timeout: float | None) -> dict[str, Any]:
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            line = ""
-        if not line.strip():
-            self._early_log.seek(0)
-            early = "\n".join(self._early_log.read().splitlines()[-20:])
-            raise StepFailed(
-                f"the LOCAL warehouse (fakesnow) did not start; see {self.log_file}:\n{early}\n{_tail(self.log_file)}".rstrip()
-            )
-        return json.loads(line)
+        """The child's next JSON line (other stdout lines skipped); StepFailed if it ends or is late."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
+            if not line.strip():
+                self._early_log.seek(0)
+                early = "\n".join(self._early_log.read().splitlines()[-20:])
+                raise StepFailed(
+                    f"the LOCAL warehouse (fakesnow) did not start; see {self.log_file}:\n{early}\n"
+                    f"{_tail(self.log_file)}".rstrip()
+                )
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                return message
 
     def serve(self, log: Any = None) -> dict[str, Any]:
         """Open the warehouse (waiting for the lock while another server holds it); connection kwargs."""
@@ -341,7 +350,7 @@ class LocalWarehouse(SqlBackend):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """When the run will run a SQL step, start the server process's imports now."""
-        if _selects_sql_step(context.dagster_run):
+        if _selects_sql_step(context.run):
             self._prestarted = ServerProcess(self.warehouse_dir)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
