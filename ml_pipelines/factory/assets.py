@@ -22,7 +22,10 @@ from dagster import (
     MaterializeResult,
     RetryPolicy,
     TimeWindowPartitionMapping,
-    multi_asset,
+    AssetsDefinition,
+    Nothing,
+    OpDefinition,
+    Out,
 )
 
 from ml_pipelines.config.loader import LoadedPipeline
@@ -133,24 +136,35 @@ def pipeline_definitions(
                 metadata=metadata,
                 tags={PIPELINE_TAG: pid},
                 skippable=True,
+                partitions_def=partitions_def,
             )
         )
     if not specs:
         return waits
 
-    @multi_asset(
-        name=pid,
-        specs=specs,
-        can_subset=True,
-        partitions_def=partitions_def,
-        retry_policy=_retry_policy(pipeline),
-        required_resource_keys={key for key, _ in RUNNERS.values()},
-        op_tags={PIPELINE_TAG: pid},
-    )
-    def _run_pipeline(context):
+    def compute(context, _inputs):
         yield from run_steps(context, pipeline, order, run_settings)
 
-    return [_run_pipeline, *waits]
+    # What @multi_asset(specs=..., can_subset=True) builds, without the decorator's per-call
+    # introspection: one op with an optional Nothing output per step (load time, see docs).
+    op = OpDefinition(
+        compute_fn=compute,
+        name=pid,
+        outs={
+            s.key.to_python_identifier(): Out(Nothing, is_required=False, code_version=s.code_version)
+            for s in specs
+        },
+        retry_policy=_retry_policy(pipeline),
+        required_resource_keys={key for key, _ in RUNNERS.values()},
+        tags={PIPELINE_TAG: pid},
+    )
+    run_pipeline = AssetsDefinition(
+        node_def=op,
+        keys_by_output_name={s.key.to_python_identifier(): s.key for s in specs},
+        specs=specs,
+        can_subset=True,
+    )
+    return [run_pipeline, *waits]
 
 
 def _window(context: AssetExecutionContext) -> TimeWindow | None:

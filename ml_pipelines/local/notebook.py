@@ -27,13 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import papermill
 from dagster import MetadataValue
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from papermill.exceptions import PapermillExecutionError
 from pydantic import Field
-from traitlets import default
 
 from ml_pipelines.local.envs import PythonEnv, ensure_python_env
 from ml_pipelines.local.storage import LocalStorage
@@ -43,7 +38,11 @@ from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type[AsyncKernelManager]:
+def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type:
+    # jupyter and papermill are imported when a notebook runs, not when the code location loads
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
     """A kernel manager bound to one env's kernel dir and extra environment variables."""
 
     class StepKernelManager(AsyncKernelManager):
@@ -77,7 +76,7 @@ def _join(uri: str, rel: str) -> str:
     return f"{uri.rstrip('/')}/{rel}"
 
 
-def failure_message(plan: NotebookPlan, err: PapermillExecutionError) -> str:
+def failure_message(plan: NotebookPlan, err: Any) -> str:
     traceback = _ANSI.sub("", "\n".join(err.traceback or []))
     return (
         f"Notebook {plan.notebook.name} failed in cell In [{err.exec_count}] "
@@ -128,6 +127,9 @@ class LocalNotebooks(NotebookBackend):
         output_dir.mkdir()
         parameters = {**plan.parameters, "output_dir": str(output_dir), "ENV": plan.run.env}
         context.log.info(f"Running {input_notebook} with kernel {env.kernel_name}; output {output_notebook_uri}")
+
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
 
         output_files: list[str]
         try:

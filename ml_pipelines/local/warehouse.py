@@ -47,12 +47,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import snowflake.connector.errors
 import sqlglot
-from dagster_snowflake import SnowflakeResource
 from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
-from snowflake.connector.util_text import split_statements
 from sqlglot import exp
 
 from ml_pipelines.config.schema import StepKind, step_kind_of
@@ -229,6 +226,8 @@ def _normalise(name: str) -> str:
 def split_sql(text: str) -> list[str]:
     """Statements of a file, as the Snowflake connector's `execute_string` splits them."""
     statements = []
+    from snowflake.connector.util_text import split_statements
+
     for statement, _is_put_get in split_statements(io.StringIO(text), remove_comments=True):
         statement = statement.strip().rstrip(";").strip()
         if statement:
@@ -359,11 +358,13 @@ class LocalWarehouse(SqlBackend):
             self._prestarted = None
 
     @contextmanager
-    def snowflake_resource(self, log: Any = None) -> Iterator[SnowflakeResource]:
+    def snowflake_resource(self, log: Any = None) -> Iterator[Any]:
         """Start the warehouse's server (it waits for the warehouse lock), yield a SnowflakeResource
         pointed at it. On exit the server shuts down in the background, then releases the lock."""
         process, self._prestarted = self._prestarted, None
         with fakesnow_server(self.warehouse_dir, log, process=process, wait=False) as kw:
+            from dagster_snowflake import SnowflakeResource  # imported here: it takes seconds
+
             yield SnowflakeResource(
                 account=kw["account"],
                 user=kw["user"],
@@ -453,6 +454,8 @@ class LocalWarehouse(SqlBackend):
         return rowcount, written_tables(expr)
 
     def _execute(self, cursor: Any, file_name: str, statement: str, sql: str) -> None:
+        import snowflake.connector.errors
+
         try:
             cursor.execute(sql)
         except snowflake.connector.errors.Error as e:
@@ -468,6 +471,8 @@ class LocalWarehouse(SqlBackend):
     @staticmethod
     def _count(cursor: Any, table: exp.Table) -> int | None:
         """Rows in a table; None when it does not exist (e.g. dropped by a later statement)."""
+        import snowflake.connector.errors
+
         try:
             cursor.execute(exp.select("COUNT(*)").from_(table).sql(dialect="snowflake"))
             return int(cursor.fetchone()[0])
