@@ -47,8 +47,8 @@ class LoadCache:
     next load sees edited files afresh.
     """
 
-    def __init__(self) -> None:
-        self.results: dict[tuple[str, str], list[str]] = {}  # (kind, file) -> its problems
+    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None) -> None:
+        self.results = {} if results is None else results  # (kind, file) -> its problems
         self.templates: dict[str, str | None] = {}  # template text -> its syntax error
         self.fs = FsCache()
         self.yaml = YamlCache()
@@ -379,14 +379,17 @@ def check_pipeline(
     doc: YamlDocument,
     prefix: KeyPath,
     env: str = "LOCAL",
-    cache: LoadCache | None = None,
+    cache: LoadCache | dict[tuple[str, str], list[str]] | None = None,
 ) -> tuple[dict[str, StepFiles], list[ConfigError]]:
     """Cross-check one schema-valid pipeline written at `prefix` of `doc`.
 
     Returns the files of each step (by step name) and the errors found. `cache`: one
-    LoadCache shared by the pipelines of one load (default: a fresh one).
+    LoadCache shared by the pipelines of one load (default: a fresh one; a plain dict, the
+    cache's former type, still works and holds the file results).
     """
-    checker = _Checker(paths, pipeline, doc, prefix, LoadCache() if cache is None else cache)
+    if not isinstance(cache, LoadCache):
+        cache = LoadCache(cache)
+    checker = _Checker(paths, pipeline, doc, prefix, cache)
     checker.check_graph()
     check_template = _template_syntax_checker()
     files: dict[str, StepFiles] = {}

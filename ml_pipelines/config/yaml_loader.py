@@ -93,12 +93,54 @@ class Mark:
     line: int
 
 
-@dataclass
 class Positions:
-    """Marks by path: `keys` for mapping keys, `values` for values and list items."""
+    """Marks by path: `keys` for mapping keys, `values` for values and list items.
 
-    keys: dict[KeyPath, Mark] = field(default_factory=dict)
-    values: dict[KeyPath, Mark] = field(default_factory=dict)
+    While a document is built, a position in the document's own file (`file`) is stored
+    as its bare line number, one in an included file as a Mark: a config has a position
+    per key and value, and most of them are never asked for (only errors and the line
+    of each pipeline are). `keys` and `values` hand out Marks only (converted on first
+    use); `find` converts just the one it returns.
+    """
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, so not hashable
+
+    def __init__(
+        self,
+        keys: dict[KeyPath, Mark] | None = None,
+        values: dict[KeyPath, Mark] | None = None,
+        *,
+        file: Path | None = None,
+    ):
+        # Stored: a Mark, or the line number (int) of a position in `file`.
+        self._keys: dict[KeyPath, Any] = {} if keys is None else keys
+        self._values: dict[KeyPath, Any] = {} if values is None else values
+        self._file = file
+        self._lines_left = file is not None
+
+    @property
+    def keys(self) -> dict[KeyPath, Mark]:
+        self._to_marks()
+        return self._keys
+
+    @property
+    def values(self) -> dict[KeyPath, Mark]:
+        self._to_marks()
+        return self._values
+
+    def _to_marks(self) -> None:
+        """Replace the stored line numbers by Marks (one Mark per line), in place."""
+        if not self._lines_left:
+            return
+        self._lines_left = False
+        by_line: dict[int, Mark] = {}
+        for stored in (self._keys, self._values):
+            for path, where in stored.items():
+                if where.__class__ is int:
+                    mark = by_line.get(where)
+                    if mark is None:
+                        mark = by_line[where] = Mark(self._file, where)
+                    stored[path] = mark
 
     def find(self, path: KeyPath, prefer_key: bool = False) -> Mark | None:
         """The mark of `path` (its key's or its value's), else of the nearest parent.
@@ -107,11 +149,12 @@ class Positions:
         the missing or misplaced part belongs under.
         """
         path = tuple(path)
+        keys, values = self._keys, self._values
         while True:
-            first, second = (self.keys, self.values) if prefer_key else (self.values, self.keys)
-            mark = first.get(path) or second.get(path)
-            if mark is not None:
-                return mark
+            first, second = (keys, values) if prefer_key else (values, keys)
+            where = first.get(path) or second.get(path)
+            if where is not None:
+                return Mark(self._file, where) if where.__class__ is int else where
             if not path:
                 return None
             path = path[:-1]
@@ -120,6 +163,14 @@ class Positions:
     def line(self, path: KeyPath, prefer_key: bool = False) -> int | None:
         mark = self.find(path, prefer_key)
         return mark.line if mark else None
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.keys, self.values) == (other.keys, other.values)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(keys={self.keys!r}, values={self.values!r})"
 
 
 @dataclass(frozen=True)
@@ -235,7 +286,7 @@ def load_yaml(path: str | Path, *, root: str | Path | None = None, cache: YamlCa
     """
     path = Path(path).absolute()
     root_path = Path(root).absolute() if root is not None else path.parent
-    doc = YamlDocument(file=path, root=root_path)
+    doc = YamlDocument(file=path, root=root_path, positions=Positions(file=path))
     builder = _Builder(doc, cache if cache is not None else YamlCache())
     try:
         doc.data = builder.load_file(path, prefix=(), site=None)
@@ -272,8 +323,9 @@ class _Builder:
     """Builds the data of one document from composed nodes, recording positions.
 
     Hot path: every node of every config passes through `build`/`mapping`, so they keep
-    their work small: one `Mark` per line of a file (shared, they are frozen), plain
-    text values handled inline, and the current file's marks held on the builder
+    their work small: a position in the document's own file is stored as its line number
+    (see Positions), one in an included file as a Mark shared by every position on that
+    line; plain text values are handled inline; the current file is held on the builder
     instead of being passed down.
     """
 
@@ -286,10 +338,11 @@ class _Builder:
         self.nodes = 0
         self.constructor = SafeConstructor()
         self.top_level_failed = False
-        self.keys = doc.positions.keys
-        self.values = doc.positions.values
+        self.keys = doc.positions._keys  # the stores themselves: lines stay lines
+        self.values = doc.positions._values
         self.file: Path = doc.file  # the file whose nodes are being built
         self.marks: dict[int, Mark] = {}  # its marks by line
+        self.own = True  # whether that is the document's own file (positions stored as lines)
 
     # -- files -----------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
@@ -368,13 +421,13 @@ class _Builder:
         if not top:
             self.doc.includes.append(path)
         self.chain.append(self.cache.real_path(path) if top else path)
-        outer = self.file, self.marks
-        self.file, self.marks = path, marks
+        outer = self.file, self.marks, self.own
+        self.file, self.marks, self.own = path, marks, top
         try:
             return self.build(node, prefix, 0, set())
         finally:
             self.chain.pop()
-            self.file, self.marks = outer
+            self.file, self.marks, self.own = outer
 
     def include(self, node: ScalarNode, path: KeyPath, site: Mark) -> Any:
         file = self.file
@@ -413,36 +466,35 @@ class _Builder:
 
     def build(self, node: Node, path: KeyPath, depth: int, active: set[int]) -> Any:
         line = node.start_mark.line + 1
-        mark = self.marks.get(line) or self._mark(line)
         self.nodes += 1
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
-            self._over_limit(mark, depth)
+            self._over_limit(self._mark(line), depth)
         values = self.values
         if path not in values:
-            values[path] = mark
+            values[path] = line if self.own else self._mark(line)
 
         if isinstance(node, ScalarNode):
             if node.tag == _STR_TAG:
                 return node.value
-            return self.scalar(node, path, mark)
+            return self.scalar(node, path, self._mark(line))
         node_id = id(node)
         if node_id in active:
-            raise _Abort(mark, "an alias refers to a node that contains it (recursive alias)")
+            raise _Abort(self._mark(line), "an alias refers to a node that contains it (recursive alias)")
         active.add(node_id)
         try:
             if isinstance(node, MappingNode):
                 if node.tag != _MAP_TAG:
-                    self._issue(path, mark, f"unsupported tag {node.tag} on a mapping")
+                    self._issue(path, self._mark(line), f"unsupported tag {node.tag} on a mapping")
                 return self.mapping(node, path, depth, active)
             if isinstance(node, SequenceNode):
                 if node.tag != _SEQ_TAG:
-                    self._issue(path, mark, f"unsupported tag {node.tag} on a list")
+                    self._issue(path, self._mark(line), f"unsupported tag {node.tag} on a list")
                 build = self.build
                 child = depth + 1
                 return [build(item, path + (i,), child, active) for i, item in enumerate(node.value)]
         finally:
             active.discard(node_id)
-        raise _Abort(mark, f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
+        raise _Abort(self._mark(line), f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
 
     def scalar(self, node: ScalarNode, path: KeyPath, mark: Mark) -> Any:
         tag = node.tag
@@ -482,7 +534,7 @@ class _Builder:
         merges: list[MappingNode] = []
         keys = self.keys
         values = self.values
-        marks = self.marks
+        own = self.own
         child = depth + 1
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode or key_node.tag in _SPECIAL_KEY_TAGS:
@@ -505,19 +557,16 @@ class _Builder:
                 )
                 continue
             key_path = path + (key,)
-            mark = marks.get(key_line) or self._mark(key_line)
             if key_path not in keys:
-                keys[key_path] = mark
+                keys[key_path] = key_line if own else self._mark(key_line)
             if value_node.__class__ is ScalarNode and value_node.tag == _STR_TAG:
                 # A plain text value (most of a config): what `build` does, inline.
                 line = value_node.start_mark.line + 1
-                if line != key_line:
-                    mark = marks.get(line) or self._mark(line)
                 self.nodes += 1
                 if self.nodes > MAX_NODES or child > MAX_DEPTH:
-                    self._over_limit(mark, child)
+                    self._over_limit(self._mark(line), child)
                 if key_path not in values:
-                    values[key_path] = mark
+                    values[key_path] = line if own else self._mark(line)
                 out[key] = value_node.value
             else:
                 out[key] = self.build(value_node, key_path, child, active)
