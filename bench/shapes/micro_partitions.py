@@ -52,3 +52,20 @@ for start in (datetime(2024, 1, 5, tzinfo=utc), datetime(2020, 1, 5, tzinfo=utc)
         cron_schedule="0 6 * * 1", start=start, fmt="%Y-%m-%d", timezone="UTC"))
     bench(f"tw '0 6 * * 1-5' weekdays start {y}", lambda: TimeWindowPartitionsDefinition(
         cron_schedule="0 6 * * 1-5", start=start, fmt="%Y-%m-%d", timezone="UTC"))
+
+
+# Is the start on a cron tick? cron_string_iterator has a fast path when it is.
+def aligned():
+    print("\nstart aligned to the cron's first tick vs midnight (same partition keys):")
+    for cron in ("30 4 * * *", "0 0 * * *", "55 22 * * *"):
+        m, h = (int(x) for x in cron.split()[:2])
+        mid = TimeWindowPartitionsDefinition(cron_schedule=cron, start=datetime(2024, 1, 5, tzinfo=utc),
+                                             fmt="%Y-%m-%d", timezone="UTC")
+        al = TimeWindowPartitionsDefinition(cron_schedule=cron, start=datetime(2024, 1, 5, h, m, tzinfo=utc),
+                                            fmt="%Y-%m-%d", timezone="UTC")
+        assert mid.get_partition_keys_between_indexes(0, 5) == al.get_partition_keys_between_indexes(0, 5), cron
+        bench(f"{cron!r} start midnight", lambda: mid)
+        bench(f"{cron!r} start at first tick", lambda: al)
+
+
+aligned()

@@ -8,7 +8,9 @@ pipeline i-1's write_to_snowflake, then 5 runnable steps in a chain; cron time p
 per (cron, start day) (60 crons x 28 start days -> 420 distinct at 1,000 pipelines); one schedule.
 
 Options (defaults = the baseline):
-  wait        "full" | "nopart" (no partitions_def) | "nodep" (no cross-pipeline dep) | "none"
+  wait        "full" | "nopart" (no partitions_def) | "nodep" (no cross-pipeline dep) | "none" |
+              "onedef" (partitioned, but all waits in one AssetsDefinition(specs=...) instead of
+              bare AssetSpecs, which Definitions groups into one AssetsDefinition per partitions def)
   construct   "multi_asset" (decorator) | "direct" (OpDefinition + AssetsDefinition(specs=...),
               no op inputs) | "direct_shared_fn" (direct, one module-level compute fn reading the
               pipeline from the op's tags)
@@ -23,7 +25,8 @@ Options (defaults = the baseline):
               ScheduleDefinition(target=<its assets>): an anonymous asset job each)
   sched_extras  add tags + description to each schedule
   realistic   per-spec description/metadata/tags like the factory, op_tags, retry_policy,
-              required_resource_keys (needs resources=True to validate)
+              required_resource_keys (needs resources=True to validate); "lean": the same without
+              per-spec tags and with one metadata entry
   resources   bind 5 resources through Definitions(resources=...)
   gc_mode     None | "freeze" (gc.freeze() after building: the definitions are never scanned
               by the cyclic GC again) | "threshold" (gc.set_threshold(50_000, 50, 100) for the
@@ -140,7 +143,10 @@ def step_specs(i: int, wait: AssetSpec | None, part, realistic: bool, with_part:
     for step in STEPS:
         key = AssetKey([pid, step])
         extra = {}
-        if realistic:
+        if realistic == "lean":  # no per-asset tags (group_name already says the pipeline), less metadata
+            extra = dict(description=f"`{step}` of pipeline `{pid}` (bench config).",
+                         metadata={"step_kind": step})
+        elif realistic:
             extra = dict(description=f"`{step}` of pipeline `{pid}` (bench config).",
                          metadata={"step_kind": step, "config_file": f"/x/{pid}.yml"},
                          tags={PIPELINE_TAG: pid})
@@ -217,13 +223,14 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
         gc.disable()
     n = COUNT if count is None else count
     assets, scheds = [], []
-    groups: dict = {}  # partitions def -> [(i, specs)]
+    groups: dict = {}  # group key -> [specs of a pipeline]
+    waits: list = []
     for i in range(n):
         pid = pid_of(i)
         part = partitions(partitions_mode, cron_of(i), day_of(i))
-        w = wait_spec(i, wait, part, realistic)
+        w = wait_spec(i, "full" if wait == "onedef" else wait, part, realistic)
         if w is not None:
-            assets.append(w)
+            (waits if wait == "onedef" else assets).append(w)
         if grouping == "pipeline":
             specs = step_specs(i, w, part, realistic, with_part=construct != "multi_asset")
             assets.append(assets_def(pid, specs, part, construct, realistic, pid))
@@ -231,6 +238,8 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
             specs = step_specs(i, w, part, realistic, with_part=True)
             gkey = {"partitions": part, "cron": cron_of(i), "all": 0}[grouping]
             groups.setdefault(gkey, []).append(specs)
+    if waits:  # one external AssetsDefinition for every wait, whatever its partitions def
+        assets.append(AssetsDefinition(specs=waits))
     for g, members in enumerate(groups.values()):
         specs = [s for m in members for s in m]
         assets.append(assets_def(f"bench_group_{g:04d}", specs, None, construct, realistic, None))
