@@ -50,6 +50,7 @@ from dagster import (
     DailyPartitionsDefinition,
     Definitions,
     MaterializeResult,
+    Nothing,
     OpDefinition,
     Out,
     RetryPolicy,
@@ -58,7 +59,6 @@ from dagster import (
     TimeWindowPartitionsDefinition,
     multi_asset,
 )
-from dagster._core.types.dagster_type import Nothing
 
 COUNT = int(os.environ.get("BENCH_PIPELINES", "10"))
 CRONS = [f"{m} {h} * * *" for h in range(0, 24, 2) for m in (0, 15, 30, 45, 55)]

@@ -1,4 +1,4 @@
-"""Summarize bench/shapes/results.jsonl: python summarize.py [LABEL_SUBSTRING] [--size N]
+"""Summarize bench/shapes/results.jsonl: python summarize.py [LABEL_SUBSTRING[,LABEL...]] [--size N]
 
 Per variant: median/min wall, median/max RSS, median/min CPU (user+sys). On a shared machine the
 minimum is the steadiest estimate of a variant's own cost (noise only adds time).
@@ -18,7 +18,7 @@ label = args[0] if args else ""
 rows: dict = {}
 for line in (Path(__file__).resolve().parent / "results.jsonl").read_text().splitlines():
     r = json.loads(line)
-    if label not in r["label"] or (size and r["size"] != size):
+    if not any(lbl in r["label"] for lbl in label.split(",")) or (size and r["size"] != size):
         continue
     rows.setdefault((r["size"], r["variant"]), []).extend(r["runs"])
 print(f"{'size':>5} {'variant':26} {'n':>2} {'wall med':>8} {'wall min':>8} {'MiB med':>7} {'MiB max':>7} "

@@ -21,12 +21,11 @@ def build_defs(project_dir: Path, home: Path, *, strict: bool = False):
     settings = settings_from_env(project_dir, "LOCAL")
     project = load_project(project_dir, env="LOCAL")
     variables = load_variables(project.paths.model_configs, "LOCAL")
-    storage_root = home / "storage"
     from dataclasses import replace
 
     settings = replace(settings, home=home, strict=strict)
     resources = build_resources(settings, variables.stages)
-    return build_definitions(project, "LOCAL", resources, storage_root=storage_root, strict=strict)
+    return build_definitions(project, "LOCAL", resources, storage_root=settings.storage_root, strict=strict)
 
 
 @pytest.fixture
