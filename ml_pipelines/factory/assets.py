@@ -134,7 +134,6 @@ def pipeline_definitions(
                 description=_description(pipeline, step),
                 code_version=step_code_version(pipeline, name, paths),
                 metadata=metadata,
-                tags={PIPELINE_TAG: pid},
                 skippable=True,
                 partitions_def=partitions_def,
             )
