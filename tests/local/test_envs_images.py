@@ -33,12 +33,6 @@ def image_plan(kernel: str = "python3", requirements: Path | None = MODEL_DIR / 
     )
 
 
-@pytest.fixture(scope="module")
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
-
-
 def test_build_then_reuse(tmp_path: Path, instance: DagsterInstance) -> None:
     backend = LocalContainerImages(home=str(tmp_path / "home"))
     plan = image_plan()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,14 +19,6 @@ from .fixtures.helpers import FIXTURES, failure_text, log_messages, run_identity
 GLUE_MODEL = FIXTURES / "glue_models" / "demo_glue"
 BASE_URI = "s3://models-bkt/glue-models-local/demo_glue/sales_etl/"
 SALES_CSV = "id,region,amount\n1,north,5.0\n2,south,12.5\n3,north,40.0\n4,east,10.0\n"
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterInstance]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(tmp_path_factory.mktemp("dagster_home")))
-        with DagsterInstance.ephemeral() as inst:
-            yield inst
 
 
 @pytest.fixture()

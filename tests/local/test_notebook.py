@@ -31,12 +31,6 @@ def home(tmp_path_factory: Any) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
-
-
 def notebook_plan(name: str, parameters: dict[str, Any]) -> NotebookPlan:
     run = run_identity(f"sagemaker_notebook_job_processing_script_{name}")
     image = ContainerImagePlan(

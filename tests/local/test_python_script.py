@@ -23,12 +23,6 @@ def home(tmp_path_factory: Any) -> Path:
     return home
 
 
-@pytest.fixture(scope="module")
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
-
-
 def script_plan(name: str, arguments: dict[str, str], lib: bool = False) -> PythonScriptPlan:
     script_dir = PY_MODELS / name
     return PythonScriptPlan(

@@ -3,7 +3,6 @@ real Snowflake connector, run through Dagster."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from .fixtures.helpers import FIXTURES, failure_text, run_identity, run_step, st
 
 SQL_DIR = FIXTURES / "sql_pipeline"
 STAGE_URI = "s3://models-bkt/sagemaker-models-local/demo_model/report/"
-
-
-@pytest.fixture(scope="module")
-def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterInstance]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSTER_HOME", str(tmp_path_factory.mktemp("dagster_home")))
-        with DagsterInstance.ephemeral() as inst:
-            yield inst
 
 
 @pytest.fixture()
