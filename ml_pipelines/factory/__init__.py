@@ -8,7 +8,7 @@ from typing import Any
 from dagster import Definitions
 
 from ml_pipelines.config.loader import Project
-from ml_pipelines.factory.assets import RunSettings, pipeline_definitions, sink_keys, step_key
+from ml_pipelines.factory.assets import RunSettings, is_time_partitioned, pipeline_definitions, sink_keys, step_key
 from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
@@ -57,5 +57,9 @@ def assets_and_schedules(project: Project, run_settings: RunSettings, sinks, ass
             continue
         start = config.default_args.start_date
         partitions_def = partitions_for(cron, start) if start else None
-        keys = [step_key(config.pipeline_id, t.name) for t in config.tasks if t.kind.value != "external_wait"]
-        schedules.append(pipeline_schedule(pipeline, cron, partitions_def, keys, sinks[config.pipeline_id]))
+        pid = config.pipeline_id
+        keys = [step_key(pid, t.name) for t in config.tasks if t.kind.value != "external_wait"]
+        # A partition is done when the pipeline's last time-partitioned steps have it.
+        done_keys = [step_key(pid, t.name) for t in config.tasks
+                     if is_time_partitioned(t) and step_key(pid, t.name) in sinks[pid]]
+        schedules.append(pipeline_schedule(pipeline, cron, partitions_def, keys, done_keys))

@@ -68,6 +68,15 @@ def step_order(pipeline: LoadedPipeline) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
+# An image is defined by its kernel and requirements, not by a date: one unpartitioned asset
+# that goes stale when they change. It still runs (or is reused) in each scheduled run.
+TIME_INDEPENDENT_KINDS = frozenset({StepKind.CONTAINER_IMAGE})
+
+
+def is_time_partitioned(step) -> bool:
+    return step.kind not in TIME_INDEPENDENT_KINDS
+
+
 def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
     """Keys of the steps nothing else in the pipeline depends on."""
     tasks = pipeline.config.tasks
@@ -116,7 +125,8 @@ def pipeline_definitions(
         if step.kind == StepKind.EXTERNAL_WAIT:
             waits.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
             continue
-        if config.default_args.depends_on_past and partitions_def is not None:
+        step_partitions = partitions_def if is_time_partitioned(step) else None
+        if config.default_args.depends_on_past and step_partitions is not None:
             deps.append(
                 AssetDep(step_key(pid, name), partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))
             )
@@ -135,7 +145,7 @@ def pipeline_definitions(
                 code_version=step_code_version(pipeline, name, paths),
                 metadata=metadata,
                 skippable=True,
-                partitions_def=partitions_def,
+                partitions_def=step_partitions,
             )
         )
     if not specs:
@@ -212,7 +222,7 @@ def run_steps(
         key = step_key(pid, name)
         if step.kind == StepKind.EXTERNAL_WAIT or key not in selected:
             continue
-        if config.default_args.depends_on_past and window is not None:
+        if config.default_args.depends_on_past and window is not None and is_time_partitioned(step):
             _check_previous_partition(context, key)
         if is_noop_step(pipeline, name):
             context.log.info(f"{name}: notebook_name is empty; nothing to run")

@@ -82,10 +82,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
             # schedules and `dagster asset materialize` run.
             job = defs.resolve_implicit_global_asset_job_def()
 
-            def run(name: str, selection: list[AssetKey]) -> ExecuteInProcessResult:
+            def run(name: str, selection: list[AssetKey], partition: str | None = PARTITION) -> ExecuteInProcessResult:
                 start = time.perf_counter()
                 result = job.execute_in_process(
-                    asset_selection=selection, partition_key=PARTITION, instance=instance, raise_on_error=False
+                    asset_selection=selection, partition_key=partition, instance=instance, raise_on_error=False
                 )
                 seconds[name] = round(time.perf_counter() - start, 2)
                 assert result.success, f"{name} failed:\n{_failure(result)}"
@@ -93,7 +93,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
             features = run("features", [SCRIPT, GLUE])
             forecast = run("forecast", [IMAGE, NB_V1, NB_V2, SQL])  # the external wait is not materializable
-            image_again = run("image_again", [IMAGE])
+            image_again = run("image_again", [IMAGE], partition=None)  # the image alone has no date
             print(f"\ne2e materialization wall times (s): {seconds}")
             yield Runs(home, home / "storage", defs, instance, features, forecast, image_again, seconds)
 
@@ -109,8 +109,11 @@ def test_each_run_materializes_exactly_its_pipeline_steps(runs: Runs) -> None:
     assert keys(runs.features) == {SCRIPT, GLUE}
     assert keys(runs.forecast) == {IMAGE, NB_V1, NB_V2, SQL}  # the external wait is lineage only
     assert keys(runs.image_again) == {IMAGE}
-    for key in (SCRIPT, GLUE, IMAGE, NB_V1, NB_V2, SQL):
+    for key in (SCRIPT, GLUE, NB_V1, NB_V2, SQL):
         assert PARTITION in runs.instance.get_materialized_partitions(key)
+    # the image is not a per-day thing: one unpartitioned asset, materialized by both runs
+    image = runs.instance.get_latest_materialization_event(IMAGE)
+    assert image.asset_materialization.partition is None and image.run_id == runs.image_again.run_id
     assert not runs.instance.get_materialized_partitions(WAIT)
 
 

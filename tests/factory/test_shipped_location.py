@@ -39,6 +39,10 @@ def test_shipped_project_loads_with_lineage_groups_kinds_owners(tmp_path):
         AssetKey([forecast, "sagemaker_notebook_job_processing_script"])
     }
 
+    # the image is one unpartitioned asset; the steps that work on a date are partitioned
+    assert graph.get(AssetKey([forecast, "ecr_container_creation"])).partitions_def is None
+    assert notebook.partitions_def is not None and wait.partitions_def == notebook.partitions_def
+
     assert notebook.group_name == forecast
     assert {"sagemaker", "jupyter"} <= set(notebook.kinds)
     assert {"snowflake", "sql"} <= set(graph.get(AssetKey([forecast, "write_to_snowflake"])).kinds)
