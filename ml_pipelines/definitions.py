@@ -7,6 +7,7 @@ import gc
 # at 1,000 pipelines, see bench/). Collections still run, just less often.
 gc.set_threshold(50_000, 50, 100)
 
+from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.variables import load_variables
 from ml_pipelines.environment import build_resources, settings_from_env
@@ -15,15 +16,26 @@ from ml_pipelines.factory import build_definitions
 
 def build_code_location():
     settings = settings_from_env()
-    project = load_project(settings.project_dir, env=settings.env)
+    # Every Dagster process loads this module: reuse what earlier loads worked out from
+    # unchanged files (see config/file_cache.py).
+    files = FileCache.for_project(settings.home / "cache", settings.project_dir)
+    project = load_project(settings.project_dir, env=settings.env, files=files)
     variables = load_variables(project.paths.model_configs, settings.env)
-    return build_definitions(
+    defs = build_definitions(
         project,
         settings.env,
         build_resources(settings, variables.stages),
         storage_root=settings.storage_root,
         strict=settings.strict,
     )
+    files.save()
+    return defs
 
 
 defs = build_code_location()
+
+# The definitions live as long as the process (code server, run worker). Moving them and
+# everything before them out of the collector's reach spares each later full collection,
+# and the one at interpreter exit, a walk over millions of objects (about 2 s of each
+# `dagster definitions validate` at 1,000 pipelines, see bench/).
+gc.freeze()

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
+from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.paths import FsCache, ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
     CLOUD_ENVIRONMENTS,
@@ -47,11 +48,12 @@ class LoadCache:
     next load sees edited files afresh.
     """
 
-    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None) -> None:
+    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None, files: FileCache | None = None) -> None:
         self.results = {} if results is None else results  # (kind, file) -> its problems
         self.templates: dict[str, str | None] = {}  # template text -> its syntax error
         self.fs = FsCache()
         self.yaml = YamlCache()
+        self.files = files  # results of earlier loads, by file signature
 
 
 Cache = LoadCache  # the name this type had when it was a plain dict
@@ -164,7 +166,10 @@ def _cached(cache: LoadCache, kind: str, path: Path, compute: Callable[[], list[
     key = (kind, str(path))
     results = cache.results
     if key not in results:
-        results[key] = compute()
+        if cache.files is None:
+            results[key] = compute()
+        else:
+            results[key] = cache.files.memo(("problems", *key), [path], compute)
     return results[key]
 
 

@@ -12,12 +12,9 @@ the others, even in the same file; a problem of the file itself (syntax, a bad
 from __future__ import annotations
 
 import difflib
-import gc
 import os
 import types
 import typing
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -26,6 +23,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from ml_pipelines.config.checks import LoadCache, check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
+from ml_pipelines.config.file_cache import FileCache, collector_paused
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
@@ -58,6 +56,7 @@ class Project:
     broken: dict[Path, list[ConfigError]] = field(default_factory=dict)  # config file -> its errors
     invalid_pipeline_ids: dict[str, Path] = field(default_factory=dict)  # ids seen in rejected pipelines
     config_files: list[Path] = field(default_factory=list)
+    files: FileCache = field(default_factory=FileCache)  # what was worked out from files (see file_cache)
 
     @property
     def ok(self) -> bool:
@@ -96,13 +95,16 @@ def config_files(paths: ProjectPaths) -> list[Path]:
     )
 
 
-def load_project(root: str | Path | None = None, env: str = "LOCAL") -> Project:
-    """Every pipeline of the project at `root` (default: see `paths.project_root`) for `env`."""
+def load_project(root: str | Path | None = None, env: str = "LOCAL", files: FileCache | None = None) -> Project:
+    """Every pipeline of the project at `root` (default: see `paths.project_root`) for `env`.
+
+    `files`: results of earlier loads to reuse while their files are unchanged (see
+    file_cache); default: a fresh one. Call `project.files.save()` to keep them."""
     env = (env or "LOCAL").upper()
     if env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
     paths = ProjectPaths.for_root(root)
-    project = Project(paths=paths, env=env)
+    project = Project(paths=paths, env=env, files=files if files is not None else FileCache())
     if not paths.model_configs.is_dir():
         project.errors.append(
             ConfigError(paths.model_configs, None, "", f"no model_configs/ folder in {paths.root}", root=paths.root)
@@ -110,8 +112,8 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL") -> Project:
         return project
     project.config_files = config_files(paths)
     seen_ids: dict[str, tuple[Path, int]] = {}
-    cache = LoadCache()  # files shared by many pipelines are read and checked once per load
-    with _collector_paused():
+    cache = LoadCache(files=project.files)  # files shared by many pipelines are read and checked once per load
+    with collector_paused():
         for source in project.config_files:
             try:
                 pipelines, errors = _load_file(paths, source, env, seen_ids, cache, project.invalid_pipeline_ids)
@@ -124,25 +126,6 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL") -> Project:
                 project.broken[source] = errors
                 project.errors.extend(errors)
     return project
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while the configs load.
-
-    A load allocates a few hundred objects per config (YAML nodes, data, positions,
-    models), nearly all of which live on or are freed by reference counting; with a
-    large heap (Dagster imported) the collector's passes over them found nothing and
-    took about a fifth of the load. The collector is re-enabled afterwards (unless it was
-    off already) and collects as usual from then on.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _raw_pipeline_id(raw: Any) -> str | None:
@@ -162,7 +145,16 @@ def _load_file(
     cache: LoadCache,
     invalid_ids: dict[str, Path],
 ) -> tuple[list[LoadedPipeline], list[ConfigError]]:
-    doc = load_yaml(source, root=paths.root, cache=cache.yaml)
+    # Parsing and schema validation depend only on the file and its includes: an earlier
+    # load's result is reused while they are unchanged (the cross-checks always run).
+    file_cache, parsed_key = cache.files, ("parsed", os.fspath(source))
+    reused = file_cache.get(parsed_key) if file_cache is not None else None
+    if reused is not None:
+        doc, validated = reused
+    else:
+        if file_cache is not None:
+            file_cache.signature(source)  # taken before the read (see FileCache.put)
+        doc, validated = load_yaml(source, root=paths.root, cache=cache.yaml), {}
     if doc.fatal:
         return [], doc.issue_errors()
     data = doc.data
@@ -205,9 +197,11 @@ def _load_file(
         config = None
         if not isinstance(raw, dict):
             errors.append(doc.error_at(prefix, f"a pipeline must be a mapping (domain, sub_domain, action, tasks...), got {_kind(raw)}"))
+        elif family in validated:
+            config = validated[family]
         else:
             try:
-                config = PipelineConfig.model_validate(raw)
+                config = validated[family] = PipelineConfig.model_validate(raw)
             except ValidationError as exc:
                 errors.extend(schema_errors(exc, doc, prefix))
                 errors.extend(check_graph(doc, prefix))  # check_pipeline does it for a valid one
@@ -237,6 +231,8 @@ def _load_file(
             continue
         common_conf = common if isinstance(common, dict) else {}
         loaded.append(LoadedPipeline(config, str(family), source, line, common_conf, files))
+    if file_cache is not None and reused is None and not doc.issues and not file_errors and len(validated) == len(dags):
+        file_cache.put(parsed_key, (doc, validated), [source, *doc.includes])
     if file_errors:
         loaded = []
     return loaded, _sorted(file_errors + pipeline_errors, source)

@@ -41,7 +41,7 @@ def build_definitions(
 
     assets: list = []
     schedules = []
-    with snapshot():
+    with snapshot(project.files):
         assets_and_schedules(project, run_settings, sinks, assets, schedules)
     for config_file, errors in sorted(project.broken.items()):
         assets.append(broken_config_asset(config_file, errors, project.paths.root))
@@ -50,7 +50,7 @@ def build_definitions(
 
 def assets_and_schedules(project: Project, run_settings: RunSettings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
-        assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks))
+        assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks, project.files))
         config = pipeline.config
         cron = cron_of(config.schedule_interval)
         if cron is None:

@@ -7,7 +7,6 @@ docs/architecture.md); `can_subset=True` still lets the UI materialize any one s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ from dagster import (
     Out,
 )
 
+from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.paths import ProjectPaths
 from ml_pipelines.config.schema import StepKind
@@ -84,12 +84,12 @@ def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
     return [step_key(pipeline.config.pipeline_id, t.name) for t in tasks if t.name not in upstream]
 
 
-def _description(pipeline: LoadedPipeline, step) -> str:
+def _description(pipeline: LoadedPipeline, step, files_cache: FileCache | None) -> str:
     files = pipeline.files.get(step.name)
     doc = (type(step).__doc__ or "").strip()
     parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
     if step.kind == StepKind.NOTEBOOK and files is not None:
-        summary = describe.notebook_summary(files.main)
+        summary = describe.notebook_summary(files.main, files_cache)
         if summary:
             parts.append(summary)
     return "\n\n".join(parts)
@@ -107,6 +107,7 @@ def pipeline_definitions(
     paths: ProjectPaths,
     run_settings: RunSettings,
     pipeline_sinks: dict[str, list[AssetKey]],
+    files_cache: FileCache | None = None,
 ) -> list:
     """The multi_asset of a pipeline's runnable steps and the specs of its external waits."""
     config = pipeline.config
@@ -133,7 +134,7 @@ def pipeline_definitions(
         metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
         files = pipeline.files.get(name)
         if step.kind == StepKind.SQL and files is not None:
-            metadata["tables_written"] = describe.tables_written(files.sql_files)
+            metadata["tables_written"] = describe.tables_written(files.sql_files, files_cache)
         specs.append(
             AssetSpec(
                 key=step_key(pid, name),
@@ -141,7 +142,7 @@ def pipeline_definitions(
                 group_name=pid,
                 owners=owners,
                 kinds=describe.KINDS[step.kind],
-                description=_description(pipeline, step),
+                description=_description(pipeline, step, files_cache),
                 code_version=step_code_version(pipeline, name, paths),
                 metadata=metadata,
                 skippable=True,

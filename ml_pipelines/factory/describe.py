@@ -7,9 +7,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import sqlglot
-from sqlglot import exp
-
+from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.schema import StepKind
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
@@ -34,8 +32,7 @@ def owners_of(owner: str) -> list[str]:
     return ["team:" + re.sub(r"\W", "_", owner)]
 
 
-@lru_cache(maxsize=4096)
-def _first_markdown_cell(path: Path, mtime_ns: int) -> str | None:
+def _first_markdown_cell(path: Path) -> str | None:
     try:
         cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
     except (OSError, ValueError):
@@ -48,10 +45,14 @@ def _first_markdown_cell(path: Path, mtime_ns: int) -> str | None:
     return None
 
 
-def notebook_summary(path: Path | None) -> str | None:
-    if path is None or not path.is_file():
+def notebook_summary(path: Path | None, files: FileCache | None = None) -> str | None:
+    """The notebook's first markdown cell. `files`: the load's FileCache."""
+    if path is None:
         return None
-    return _first_markdown_cell(path, path.stat().st_mtime_ns)
+    files = files if files is not None else FileCache()
+    if files.signature(path) is None:
+        return None
+    return files.memo(("notebook_summary", str(path)), [path], lambda: _first_markdown_cell(path))
 
 
 _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
@@ -59,6 +60,9 @@ _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 @lru_cache(maxsize=4096)
 def _tables_in(text: str) -> tuple[str, ...]:
+    import sqlglot  # here: a load whose results are all cached does not need it
+    from sqlglot import exp
+
     # Jinja placeholders become identifiers so the SQL around them still parses.
     sql = _JINJA.sub("jinja_placeholder", text)
     tables: list[str] = []
@@ -81,15 +85,20 @@ def _tables_in(text: str) -> tuple[str, ...]:
     return tuple(tables)
 
 
-def tables_written(sql_files: tuple[Path, ...]) -> list[str]:
-    """Tables the SQL files write (INSERT, CREATE, MERGE, UPDATE, DELETE, COPY INTO targets)."""
+def tables_written(sql_files: tuple[Path, ...], files: FileCache | None = None) -> list[str]:
+    """Tables the SQL files write (INSERT, CREATE, MERGE, UPDATE, DELETE, COPY INTO targets).
+    `files`: the load's FileCache."""
+    files = files if files is not None else FileCache()
     found: list[str] = []
     for path in sql_files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        for table in _tables_in(text):
+        for table in files.memo(("tables_written", str(path)), [path], lambda path=path: _tables_of(path)):
             if table not in found:
                 found.append(table)
     return found
+
+
+def _tables_of(path: Path) -> tuple[str, ...]:
+    try:
+        return _tables_in(path.read_text(encoding="utf-8"))
+    except OSError:
+        return ()

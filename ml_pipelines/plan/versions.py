@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from ml_pipelines.config.schema import ContainerImageStep, StepKind
 
 if TYPE_CHECKING:
+    from ml_pipelines.config.file_cache import FileCache
     from ml_pipelines.config.loader import LoadedPipeline
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
 
@@ -66,12 +67,13 @@ def _notebook_digest(raw: bytes) -> str:
 
 
 @contextmanager
-def snapshot() -> Iterator[None]:
+def snapshot(files: FileCache | None = None) -> Iterator[None]:
     """Treat the files as unchanging for the duration (e.g. one code-location load): each
-    file is stat'ed and each folder listed once, however many steps share it."""
+    file is stat'ed and each folder listed once, however many steps share it. `files`:
+    digests of earlier loads, reused while their files are unchanged (see file_cache)."""
     outer = getattr(_snapshot, "state", None)
     if outer is None:
-        _snapshot.state = ({}, {})
+        _snapshot.state = ({}, {}, files)
     try:
         yield
     finally:
@@ -86,7 +88,11 @@ def file_digest(path: Path | str) -> str:
     if state is not None:
         digest = state[0].get(text)
         if digest is None:
-            digest = state[0][text] = _file_digest(text)
+            files = state[2]
+            if files is None:
+                digest = state[0][text] = _file_digest(text)
+            else:
+                digest = state[0][text] = files.memo(("digest", text), [text], lambda: _file_digest(text))
         return digest
     return _file_digest(text)
 

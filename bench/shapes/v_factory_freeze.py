@@ -1,0 +1,4 @@
+import gc
+import v_factory  # noqa
+defs = v_factory.defs
+gc.freeze()

@@ -1,0 +1,242 @@
+"""The load cache: results are reused only while every file they came from is unchanged."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+from ml_pipelines.config import file_cache as fc
+from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.loader import load_project
+from ml_pipelines.plan.versions import snapshot, step_code_version
+from tests.config.conftest import FORECAST, FixtureProject
+
+FORECAST_ID = "demo_forecast_Daily"
+
+
+def settle(root: Path) -> None:
+    """Date every file a minute back, as if written long before the load."""
+    past = time.time() - 60
+    for path in root.rglob("*"):
+        os.utime(path, (past, past))
+
+
+def touch_later(path: Path) -> None:
+    """Make an edit visible to the cache without waiting: a later, settled mtime."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+def edit_settled(project: FixtureProject, rel: str, *pairs: tuple[str, str]) -> None:
+    project.edit(rel, *pairs)
+    path = project.path(rel)
+    past = time.time() - 30
+    os.utime(path, (past, past))
+
+
+# -- FileCache itself ------------------------------------------------------------------------
+def test_value_is_reused_until_its_file_changes(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text("one")
+    settle(tmp_path)
+    cache_file = tmp_path / "cache" / "c.pickle"
+
+    first = FileCache(cache_file)
+    assert first.memo("k", [source], lambda: source.read_text()) == "one"
+    first.save()
+
+    second = FileCache(cache_file)
+    assert second.memo("k", [source], lambda: "recomputed") == "one"
+    assert (second.hits, second.misses) == (1, 0)
+
+    source.write_text("two!")  # another size and mtime
+    settle(tmp_path)
+    third = FileCache(cache_file)
+    assert third.memo("k", [source], lambda: source.read_text()) == "two!"
+    assert third.misses == 1
+
+
+def test_deleted_or_created_files_invalidate(tmp_path):
+    present, absent = tmp_path / "present.txt", tmp_path / "absent.txt"
+    present.write_text("x")
+    settle(tmp_path)
+    cache = FileCache(tmp_path / "c.pickle")
+    cache.put("k", "value", [present, absent])  # worked out while `absent` did not exist
+    cache.save()
+    assert FileCache(tmp_path / "c.pickle").get("k") == "value"
+
+    absent.write_text("now here")
+    assert FileCache(tmp_path / "c.pickle").get("k") is None
+    absent.unlink()
+    present.unlink()
+    assert FileCache(tmp_path / "c.pickle").get("k") is None
+
+
+def test_recently_written_or_changing_files_are_not_cached(tmp_path):
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("just written")
+    cache = FileCache(tmp_path / "c.pickle")
+    cache.put("fresh", 1, [fresh])  # could be rewritten within the same clock tick
+    assert cache.get("fresh") is None
+
+    settle(tmp_path)
+    moving = FileCache(tmp_path / "c.pickle")
+    moving.signature(fresh)  # taken before the read
+    fresh.write_text("changed while being read")
+    settle(tmp_path)
+    moving.put("moving", 2, [fresh])
+    assert moving.get("moving") is None
+
+
+def test_save_writes_only_what_changed_and_drops_unused_entries(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    settle(tmp_path)
+    path = tmp_path / "c.pickle"
+    cache = FileCache(path)
+    cache.put("used", 1, [source])
+    cache.put("unused", 2, [source])
+    cache.save()
+
+    again = FileCache(path)
+    assert again.get("used") == 1
+    again.save()  # "unused" was not asked for: dropped
+    assert set(pickle.loads(path.read_bytes())["entries"]) == {"used"}
+
+    before = path.stat().st_mtime_ns
+    steady = FileCache(path)
+    assert steady.get("used") == 1
+    steady.save()
+    assert path.stat().st_mtime_ns == before  # nothing changed: nothing written
+
+
+def test_corrupt_or_foreign_cache_is_ignored(tmp_path, monkeypatch, caplog):
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    settle(tmp_path)
+    path = tmp_path / "c.pickle"
+    path.write_bytes(b"not a pickle")
+    cache = FileCache(path)
+    assert cache.get("k") is None
+    cache.put("k", 1, [source])
+    cache.save()
+    assert FileCache(path).get("k") == 1
+
+    monkeypatch.setattr(fc, "product_fingerprint", lambda: "another product version")
+    assert FileCache(path).get("k") is None
+
+
+def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    settle(tmp_path)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    cache = FileCache(blocker / "c.pickle")
+    cache.put("k", 1, [source])
+    cache.save()  # logs, does not raise
+    assert "could not write the load cache" in caplog.text
+
+
+# -- through load_project --------------------------------------------------------------------
+def load(project: FixtureProject, cache_dir: Path):
+    files = FileCache.for_project(cache_dir, project.root)
+    loaded = load_project(project.root, env="LOCAL", files=files)
+    files.save()
+    return loaded, files
+
+
+def summary(loaded) -> tuple:
+    return (
+        [(p.pipeline_id, p.config.model_dump_json(), sorted(p.files)) for p in loaded.pipelines],
+        [str(e) for e in loaded.errors],
+    )
+
+
+def test_a_reused_load_equals_a_fresh_one(project, tmp_path):
+    settle(project.root)
+    first, files = load(project, tmp_path / "cache")
+    assert files.hits == 0 and first.pipelines
+    second, files = load(project, tmp_path / "cache")
+    assert files.misses == 0 and files.hits > 0
+    assert summary(second) == summary(first) == summary(load_project(project.root, env="LOCAL"))
+
+
+def test_edits_to_a_config_or_an_include_are_seen(project, tmp_path):
+    settle(project.root)
+    load(project, tmp_path / "cache")
+
+    edit_settled(project, FORECAST, ('schema: "FORECASTS"', 'schema: "FORECASTS_V2"'))
+    loaded, _ = load(project, tmp_path / "cache")
+    assert loaded.pipeline(FORECAST_ID).config.schema_ == "FORECASTS_V2"
+
+    edit_settled(project, "model_configs/common/snowflake_account.yml", ("", "# edited\n"))
+    include = project.path("model_configs/common/snowflake_account.yml")
+    touch_later(include)
+    loaded, files = load(project, tmp_path / "cache")
+    assert files.misses >= 2  # both configs include it (through snowflake_common_config.yml)
+    assert summary(loaded) == summary(load_project(project.root, env="LOCAL"))
+
+
+def test_a_file_broken_after_caching_is_reported(project, tmp_path):
+    settle(project.root)
+    load(project, tmp_path / "cache")
+
+    notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
+    notebook.write_text("{ not json")
+    settle(project.root)
+    loaded, _ = load(project, tmp_path / "cache")
+    assert any("DailyForecast.ipynb" in str(e) and "not a Jupyter notebook" in str(e) for e in loaded.errors)
+
+    edit_settled(project, FORECAST, ('schema: "FORECASTS"', 'schema: ["not", "text"]'))
+    loaded, files = load(project, tmp_path / "cache")
+    assert any(e.key_path.endswith("schema") for e in loaded.errors)
+    # the broken file is not cached: the next load reports the same errors afresh
+    again, files = load(project, tmp_path / "cache")
+    assert summary(again) == summary(loaded)
+
+
+def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
+    settle(project.root)
+    notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
+
+    def version() -> tuple[str, int]:
+        files = FileCache.for_project(tmp_path / "cache", project.root)
+        loaded = load_project(project.root, env="LOCAL", files=files)
+        with snapshot(files):
+            result = step_code_version(loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths)
+        files.save()
+        return result, files.misses
+
+    before, _ = version()
+    again, misses = version()
+    assert again == before and misses == 0  # the digests came from the cache
+    notebook.write_text(notebook.read_text().replace('"source": [', '"source": ["# edited\\n", ', 1))
+    settle(project.root)
+    assert version()[0] != before
+
+
+def test_the_code_location_writes_its_cache_and_then_only_reads_it(tmp_path, monkeypatch):
+    from ml_pipelines import definitions
+
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "project"
+    for folder in ("model_configs", "Sagemaker_Models", "Glue_Models", "Py_Models"):
+        shutil.copytree(repo / folder, root / folder)
+    settle(root)
+    monkeypatch.setenv("ML_PIPELINES_PROJECT_DIR", str(root))
+    monkeypatch.setenv("ML_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ML_PIPELINES_ENV", "LOCAL")
+    first = definitions.build_code_location()
+    (cache,) = (tmp_path / "home" / "cache").glob("load-*.pickle")
+    written = cache.stat().st_mtime_ns
+    second = definitions.build_code_location()
+    assert cache.stat().st_mtime_ns == written  # every result reused, nothing new to write
+    graph = second.resolve_asset_graph()
+    assert graph.get_all_asset_keys() == first.resolve_asset_graph().get_all_asset_keys()
+    assert {graph.get(k).code_version for k in graph.get_all_asset_keys()} == {
+        first.resolve_asset_graph().get(k).code_version for k in graph.get_all_asset_keys()
+    }
