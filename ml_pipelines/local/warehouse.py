@@ -47,10 +47,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlglot
 from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
-from sqlglot import exp
 
 from ml_pipelines.config.schema import StepKind, step_kind_of
 from ml_pipelines.local.storage import s3_to_local
@@ -218,11 +216,6 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _normalise(name: str) -> str:
-    """Snowflake identifier rules: unquoted names are upper-case, quoted ones kept."""
-    return name[1:-1].replace('""', '"') if name.startswith('"') and name.endswith('"') else name.upper()
-
-
 def split_sql(text: str) -> list[str]:
     """Statements of a file, as the Snowflake connector's `execute_string` splits them."""
     statements = []
@@ -233,90 +226,6 @@ def split_sql(text: str) -> list[str]:
         if statement:
             statements.append(statement)
     return statements
-
-
-def written_tables(expr: exp.Expr | None) -> list[exp.Table]:
-    """Tables a statement writes rows to: INSERT/COPY/CTAS/MERGE/UPDATE/DELETE targets."""
-    if isinstance(expr, (exp.Insert, exp.Copy, exp.Merge, exp.Update, exp.Delete)):
-        target = expr.this
-    elif isinstance(expr, exp.Create) and str(expr.kind).upper() == "TABLE" and expr.expression is not None:
-        target = expr.this
-    else:
-        return []
-    if isinstance(target, exp.Schema):
-        target = target.this
-    return [target] if isinstance(target, exp.Table) else []
-
-
-def _creates_table_if_not_exists(expr: exp.Expr | None) -> bool:
-    return (isinstance(expr, exp.Create) and str(expr.kind).upper() == "TABLE" and bool(expr.args.get("exists"))
-            and not expr.args.get("replace"))
-
-
-def _copy_source(expr: exp.Copy) -> exp.Var | None:
-    """The `@stage/path` of `COPY INTO t FROM @stage/path` or `FROM (SELECT ... FROM @stage/path)`."""
-    files = expr.args.get("files") or []
-    source = files[0] if files else None
-    if isinstance(source, exp.Subquery) and isinstance(source.this, exp.Select):
-        source = source.this.args.get("from_")
-        source = source.this if isinstance(source, exp.From) else None
-    var = source.this if isinstance(source, exp.Table) else None
-    return var if isinstance(var, exp.Var) and str(var.this).startswith("@") else None
-
-
-def _stage_files(stage_dir: Path, prefix: str, pattern: str | None, key_of: str) -> list[str]:
-    """Files below a stage whose relative path starts with `prefix` (and fully matches PATTERN)."""
-    if not stage_dir.is_dir():
-        return []
-    regex = re.compile(pattern) if pattern else None
-    found = []
-    for path in sorted(p for p in stage_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(stage_dir).as_posix()
-        if any(part.startswith(".") for part in rel.split("/")) or not rel.startswith(prefix):
-            continue
-        if regex and not (regex.fullmatch(rel) or regex.fullmatch(f"{key_of}{rel}")):
-            continue
-        found.append(rel)
-    return found
-
-
-def translate_copy(expr: exp.Copy, stages: dict[str, tuple[Path, str]]) -> tuple[str, list[str]] | None:
-    """Rewrite `COPY INTO t FROM @stage/prefix [PATTERN=...]` to `... FROM @stage FILES=(...)`.
-
-    `stages`: normalised stage name -> (local dir, its s3 key prefix below the bucket).
-    Returns (sql, files), or None when the statement is left to fakesnow as written.
-    """
-    params = expr.args.get("params") or []
-    if any(p.this.name.upper() == "FILES" for p in params):
-        return None
-    var = _copy_source(expr)
-    if var is None:
-        return None
-    ref, _, prefix = str(var.this)[1:].partition("/")
-    stage = stages.get(_normalise(ref.split(".")[-1]))
-    if stage is None:
-        return None
-    pattern = None
-    kept = []
-    for p in params:
-        if p.this.name.upper() == "PATTERN":
-            pattern = p.expression.name if isinstance(p.expression, exp.Literal) else None
-            if pattern is None:
-                return None  # a bound PATTERN: leave it
-        else:
-            kept.append(p)
-    files = _stage_files(stage[0], prefix, pattern, stage[1])
-    if not files:
-        return "", []
-    rewritten = expr.copy()
-    new_var = _copy_source(rewritten)
-    assert new_var is not None
-    new_var.set("this", "@" + ref)
-    files_param = exp.CopyParameter(
-        this=exp.Var(this="FILES"), expression=exp.Tuple(expressions=[exp.Literal.string(f) for f in files])
-    )
-    rewritten.set("params", [*[p.copy() for p in kept], files_param])
-    return rewritten.sql(dialect="snowflake"), files
 
 
 def _rows_loaded(cursor: Any) -> int:
@@ -379,13 +288,17 @@ class LocalWarehouse(SqlBackend):
             )
 
     def _stage_dirs(self) -> dict[str, tuple[Path, str]]:
+        from ml_pipelines.local.snowflake_sql import normalise_name
+
         dirs = {}
         for name, uri in self.stages.items():
             key = uri[len("s3://"):].partition("/")[2].rstrip("/")
-            dirs[_normalise(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), f"{key}/" if key else "")
+            dirs[normalise_name(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), f"{key}/" if key else "")
         return dirs
 
     def run(self, context: Any, plan: SqlPlan) -> StepOutcome:
+        from ml_pipelines.local.snowflake_sql import qualified_table
+
         start = time.monotonic()
         log = context.log
         schema = plan.schema or "PUBLIC"
@@ -402,7 +315,7 @@ class LocalWarehouse(SqlBackend):
             url = "file://" + local.as_posix().rstrip("/") + "/"
             setup.append(f"CREATE OR REPLACE STAGE {_ident(name)} URL='{url.replace(chr(39), chr(39) * 2)}'")
         statements: list[dict[str, Any]] = []
-        written: dict[str, exp.Table] = {}
+        written: dict[str, Any] = {}  # name -> sqlglot table
         with self.snowflake_resource(log) as resource, resource.get_connection() as conn:
             cursor = conn.cursor()
             for sql in setup:
@@ -425,14 +338,15 @@ class LocalWarehouse(SqlBackend):
 
     def _run_statement(
         self, cursor: Any, file_name: str, statement: str, stage_dirs: dict[str, tuple[Path, str]], log: Any
-    ) -> tuple[int | None, list[exp.Table]]:
+    ) -> tuple[int | None, list[Any]]:
         """Run one statement (translated where fakesnow needs it): (rows affected, tables written)."""
-        try:
-            expr: exp.Expr | None = sqlglot.parse_one(statement, read="snowflake")
-        except Exception:  # noqa: BLE001 - sqlglot cannot read it: let the warehouse judge
-            expr = None
+        from sqlglot import exp
+
+        from ml_pipelines.local.snowflake_sql import creates_table_if_not_exists, parse, translate_copy, written_tables
+
+        expr = parse(statement)
         sql = statement
-        if isinstance(expr, exp.Create) and _creates_table_if_not_exists(expr):
+        if isinstance(expr, exp.Create) and creates_table_if_not_exists(expr):
             target = expr.this.this if isinstance(expr.this, exp.Schema) else expr.this
             if self._count(cursor, target) is not None:
                 # A no-op in Snowflake; fakesnow would also clear the table's COPY load history.
@@ -469,9 +383,10 @@ class LocalWarehouse(SqlBackend):
             raise StepFailed(message) from None
 
     @staticmethod
-    def _count(cursor: Any, table: exp.Table) -> int | None:
+    def _count(cursor: Any, table: Any) -> int | None:
         """Rows in a table; None when it does not exist (e.g. dropped by a later statement)."""
         import snowflake.connector.errors
+        from sqlglot import exp
 
         try:
             cursor.execute(exp.select("COUNT(*)").from_(table).sql(dialect="snowflake"))
@@ -480,16 +395,4 @@ class LocalWarehouse(SqlBackend):
             return None
 
 
-def qualified_table(table: exp.Table, database: str, schema: str) -> tuple[str, exp.Table]:
-    """("DB.SCHEMA.TABLE", table expr): the parts a statement left out come from the session."""
-    full = exp.Table(
-        this=table.this.copy(),
-        db=table.args["db"].copy() if table.args.get("db") else exp.to_identifier(schema),
-        catalog=table.args["catalog"].copy() if table.args.get("catalog") else exp.to_identifier(database),
-    )
-    parts = (full.args["catalog"], full.args["db"], full.this)
-    name = ".".join(p.name if getattr(p, "quoted", False) else p.name.upper() for p in parts)
-    return name, full
-
-
-__all__ = ["LocalWarehouse", "fakesnow_server", "split_sql", "translate_copy", "written_tables"]
+__all__ = ["LocalWarehouse", "fakesnow_server", "split_sql"]

@@ -10,7 +10,8 @@ import sqlglot
 from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
 from ml_pipelines.local.storage import s3_to_local
-from ml_pipelines.local.warehouse import LocalWarehouse, split_sql, translate_copy, written_tables
+from ml_pipelines.local.snowflake_sql import translate_copy, written_tables
+from ml_pipelines.local.warehouse import LocalWarehouse, split_sql
 from ml_pipelines.plan.model import SqlPlan, SqlStatementFile
 from ml_pipelines.steps import StepOutcome
 
