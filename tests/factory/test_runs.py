@@ -118,3 +118,18 @@ def test_shipped_dagster_yaml_limits_runs_per_pipeline(tmp_path):
     counter = TagConcurrencyLimitsCounter(limits, [running])
     assert counter.is_blocked(same_pipeline)
     assert not counter.is_blocked(other)
+
+
+def test_catchup_counts_a_partition_done_by_its_time_partitioned_steps(tmp_path, instance):
+    # an image step is unpartitioned; as a sink of the pipeline it must not hide done partitions
+    image = "      - name: ecr_container_creation\n        type: BashOperator\n        kernel: python3\n"
+    root = write_tiny_project(tmp_path / "p", catchup=True, extra=image)
+    defs = build_defs(root, tmp_path / "home", strict=True)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(AssetKey([PIPELINE_ID, "ecr_container_creation"])).partitions_def is None
+    assert graph.get(KEY).partitions_def is not None
+    (first, *_) = _tick(defs, instance)
+    assert set(first.asset_selection) == {KEY, AssetKey([PIPELINE_ID, "ecr_container_creation"])}
+
+    assert _materialize(defs, instance, "2024-01-01").success
+    assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-02", "2024-01-03", "2024-01-04"]
