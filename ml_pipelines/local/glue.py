@@ -23,7 +23,7 @@ from pydantic import Field
 
 from ml_pipelines.local.awsglue import COMPAT_ROOT
 from ml_pipelines.local.envs import ensure_python_env
-from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
+from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, pipes_command
 from ml_pipelines.local.storage import LocalStorage, local_to_s3
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome
@@ -125,7 +125,7 @@ class LocalGlue(GlueBackend):
         uploaded = self._upload(plan)
         env = ensure_python_env(Path(self.home), "python3", plan.requirements_file, context.log)
         arguments = glue_arguments(plan)
-        command = [str(env.python), str(plan.script), *arguments]
+        command = pipes_command(env.python, plan.script, arguments)
         extra_env = {
             "PYSPARK_SUBMIT_ARGS": spark_submit_args(self.spark_master, list(plan.jars)),
             "PYSPARK_PYTHON": str(env.python),  # Python workers (UDFs) use the step env too

@@ -1,7 +1,8 @@
 """LOCAL Python-script steps: `python <script> --key value ...` through Dagster Pipes.
 
 The script runs with the step env's interpreter (`ensure_python_env("python3", requirements)`),
-cwd = plan.script_dir (the script's own folder when that does not exist), lib/ on PYTHONPATH. A script that calls
+cwd = plan.script_dir (the script's own folder when that does not exist), lib/ on PYTHONPATH,
+inside the step's Pipes session (pipes_launcher.py). A script that calls
 `dagster_pipes.open_dagster_pipes()` can log and report metadata; a plain script works too.
 
 `PipesSubprocessClient` either lets the child inherit this process's stdout/stderr
@@ -98,9 +99,17 @@ class CapturingPipesSubprocessClient(PipesSubprocessClient):
         return CapturedRun(process.returncode, list(tails["stdout"]), list(tails["stderr"]), session.get_reported_results())
 
 
+PIPES_LAUNCHER = Path(__file__).with_name("pipes_launcher.py")
+
+
+def pipes_command(python: Path, script: Path, arguments: Sequence[str]) -> list[str]:
+    """`python <script> <arguments>`, run inside the step's Pipes session (see pipes_launcher)."""
+    return [str(python), str(PIPES_LAUNCHER), str(script), *arguments]
+
+
 def script_command(python: Path, plan: PythonScriptPlan) -> list[str]:
     args = [item for key, value in plan.arguments.items() for item in (f"--{key}", str(value))]
-    return [str(python), str(plan.script), *args]
+    return pipes_command(python, plan.script, args)
 
 
 class LocalPythonScripts(PythonScriptBackend):

@@ -44,6 +44,8 @@ def test_plain_script_arguments_lib_and_stdout(home: Path, instance: DagsterInst
     assert "[stdout] hello ada x3" in messages  # --key value arguments, lib/ import, stdout in the Dagster log
     assert "[stdout] cwd=echo_args" in messages  # cwd = script_dir
     assert "[stderr] a note on stderr" in messages
+    # the script runs inside the step's Pipes session, so Pipes has nothing to warn about
+    assert not any("did not receive any messages" in m for m in messages)
     meta = step_metadata(result)
     assert meta["exit_code"] == 0
     assert meta["stdout_tail"] == "hello ada x3\ncwd=echo_args"
@@ -70,3 +72,14 @@ def test_failing_script(home: Path, instance: DagsterInstance) -> None:
     assert "stderr line 49" in text and "stderr line 20" in text  # the tail...
     assert "stderr line 19\n" not in text  # ...and only the last 30 lines
     assert "[stdout] stdout before failing" in log_messages(instance, result)
+
+
+def test_raising_script_shows_its_own_traceback(home: Path, instance: DagsterInstance) -> None:
+    plan = script_plan("raises", {})
+    result = run_step(LocalPythonScripts(home=str(home)), lambda b, ctx: b.run(ctx, plan), instance)
+    assert not result.success
+    text = failure_text(result)
+    assert "exited with code 1" in text
+    assert "ValueError: no rows for 2024-01-01" in text
+    assert 'raises.py", line 5, in load_rows' in text and 'raises.py", line 9, in <module>' in text
+    assert "runpy" not in text and "pipes_launcher" not in text  # only the script's frames
