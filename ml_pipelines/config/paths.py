@@ -283,6 +283,21 @@ class _Lookup:
         candidate = self.fs.child(folder, default)
         return candidate if self.fs.is_file(candidate) and self.inside(folder, candidate, where, what) else None
 
+    def params(self, folder: Path, holder: Any, where: tuple[str, ...] = ()) -> Path | None:
+        """The parameter file named by `holder.param_file_name` (written at `where`), or the default."""
+        return self.optional_file(
+            folder, holder.param_file_name, DEFAULT_PARAMETER_FILE, ".json", (*where, "param_file_name"), "parameter file"
+        )
+
+    def params_and_requirements(self, folder: Path, holder: Any, where: tuple[str, ...] = ()) -> tuple[Path | None, Path | None]:
+        """The parameter and requirements files `holder` names, or the defaults."""
+        params = self.params(folder, holder, where)
+        requirements = self.optional_file(
+            folder, holder.requirements_file_name, DEFAULT_REQUIREMENTS_FILE, ".txt",
+            (*where, "requirements_file_name"), "requirements file",
+        )
+        return params, requirements
+
     def dir(self, folder: Path, name: str) -> Path | None:
         """`folder/name` when it is a folder, else None."""
         path = self.fs.child(folder, name)
@@ -353,9 +368,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
         if model_dir is None:
             return StepFiles()
         notebook = look.named_file(model_dir, step.notebook_name, ".ipynb", ("notebook_name",), "notebook")
-        params = look.optional_file(
-            model_dir, step.param_file_name, DEFAULT_PARAMETER_FILE, ".json", ("param_file_name",), "parameter file"
-        )
+        params = look.params(model_dir, step)
         return StepFiles(
             model_dir=model_dir,
             main=notebook,
@@ -397,17 +410,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
             model_dir = folder
             main = look.named_file(model_dir, script, ".py", ("Details", "script_name"), "Glue script")
             py_files = ()
-        params = look.optional_file(
-            model_dir, d.param_file_name, DEFAULT_PARAMETER_FILE, ".json", ("Details", "param_file_name"), "parameter file"
-        )
-        requirements = look.optional_file(
-            model_dir,
-            d.requirements_file_name,
-            DEFAULT_REQUIREMENTS_FILE,
-            ".txt",
-            ("Details", "requirements_file_name"),
-            "requirements file",
-        )
+        params, requirements = look.params_and_requirements(model_dir, d, ("Details",))
         return StepFiles(
             model_dir=model_dir,
             main=main,
@@ -434,12 +437,7 @@ def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFil
                 return StepFiles()
             model_dir = folder
             main = look.named_file(look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script")
-        params = look.optional_file(
-            model_dir, step.param_file_name, DEFAULT_PARAMETER_FILE, ".json", ("param_file_name",), "parameter file"
-        )
-        requirements = look.optional_file(
-            model_dir, step.requirements_file_name, DEFAULT_REQUIREMENTS_FILE, ".txt", ("requirements_file_name",), "requirements file"
-        )
+        params, requirements = look.params_and_requirements(model_dir, step)
         return StepFiles(
             model_dir=model_dir,
             main=main,

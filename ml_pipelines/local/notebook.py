@@ -69,7 +69,7 @@ class _LogStream:
             self._emit(f"{self._prefix}{text.rstrip()}")
 
     def flush(self) -> None:
-        pass
+        pass  # each line is logged as it is written
 
 
 def _join(uri: str, rel: str) -> str:

@@ -7,27 +7,11 @@ from pathlib import Path
 
 from pydantic import Field
 
+from ml_pipelines.config.parameters import s3_uri_to_local_path as s3_to_local
+from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.steps import Storage
 
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """'s3://bucket/a/b' -> ('bucket', 'a/b'); raises ValueError for anything else."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise ValueError(f"s3 URI without a bucket: {uri!r}")
-    return bucket, key
-
-
-def s3_to_local(uri: str, root: str | Path) -> Path:
-    """Map an s3:// URI into the local mirror; refuses keys that climb out of the root."""
-    bucket, key = split_s3_uri(uri)
-    root = Path(root).resolve()
-    path = (root / bucket / key).resolve()
-    if path != root and root not in path.parents:
-        raise ValueError(f"{uri!r} points outside the local storage root {root}")
-    return path
+__all__ = ["LocalStorage", "local_to_s3", "s3_to_local", "split_s3_uri"]
 
 
 def local_to_s3(path: str | Path, root: str | Path) -> str:

@@ -16,7 +16,7 @@ _TEMP_DIRS = ("TempDir", "RedshiftTempDir")
 
 
 class GlueArgumentError(Exception):
-    pass
+    """A job argument asked for but not passed (Glue raises this too)."""
 
 
 class _Parser(argparse.ArgumentParser):
