@@ -10,7 +10,7 @@ gc.set_threshold(50_000, 50, 100)
 from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.variables import load_variables
-from ml_pipelines.environment import build_resources, settings_from_env
+from ml_pipelines.environment import build_executor, build_resources, settings_from_env
 from ml_pipelines.factory import build_definitions
 
 
@@ -22,11 +22,7 @@ def build_code_location():
     project = load_project(settings.project_dir, env=settings.env, files=files)
     variables = load_variables(project.paths.model_configs, settings.env)
     defs = build_definitions(
-        project,
-        settings.env,
-        build_resources(settings, variables.stages),
-        storage_root=settings.storage_root,
-        strict=settings.strict,
+        project, settings, build_resources(settings, variables.stages), build_executor(settings)
     )
     files.save()
     return defs

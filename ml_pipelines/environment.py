@@ -1,31 +1,64 @@
-"""The one place that decides the environment and builds the resources for it."""
+"""The one place that decides the environment and builds what runs in it.
+
+Each entry point (the code location in `definitions.py`, the CLI, tests) builds one
+`Settings` with `settings_from_env` and passes it down; `build_resources` and
+`build_executor` turn it into the step backends and the executor of the runs.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ENVIRONMENTS = ("LOCAL", "DEV", "BETA", "PROD")
+from ml_pipelines.config.schema import ENVIRONMENTS
+
+if TYPE_CHECKING:
+    from dagster import ExecutorDefinition
+
+    from ml_pipelines.config.paths import ProjectPaths
+
+# Steps of one run that may execute at the same time, unless ML_PIPELINES_MAX_PARALLEL_STEPS
+# says otherwise: LOCAL steps share this machine's cores; AWS steps mostly wait on jobs.
+DEFAULT_PARALLEL_STEPS = {"LOCAL": 2, "DEV": 8, "BETA": 8, "PROD": 8}
 
 
 @dataclass(frozen=True)
 class Settings:
     env: str  # LOCAL, DEV, BETA or PROD
     project_dir: Path  # holds model_configs/ and the model folders
-    home: Path  # local state: storage mirror, venvs, warehouse
-    strict: bool  # a broken config fails the code location load
+    home: Path  # local state: storage mirror, venvs, warehouse, load cache
+    strict: bool = False  # a broken config fails the code location load
+    max_parallel_steps: int = 2  # steps of one run executing at once
+    storage_dir: Path | None = None  # LOCAL's S3 mirror when not <home>/storage
 
     @property
     def storage_root(self) -> Path | None:
         """LOCAL's mirror of S3; None where steps use real S3."""
         if self.env != "LOCAL":
             return None
-        return Path(os.environ.get("ML_PIPELINES_STORAGE_ROOT") or self.home / "storage").resolve()
+        return (self.storage_dir or self.home / "storage").resolve()
+
+    @cached_property
+    def paths(self) -> ProjectPaths:
+        from ml_pipelines.config.paths import ProjectPaths
+
+        return ProjectPaths.for_root(self.project_dir)
+
+
+def _positive_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}={text!r} must be a whole number of at least 1")
+    return int(text)
 
 
 def settings_from_env(project_dir: str | Path | None = None, env: str | None = None) -> Settings:
+    """Settings from the arguments, else ML_PIPELINES_* environment variables, else defaults."""
     from ml_pipelines.config.paths import project_root
 
     root = project_root(project_dir)
@@ -33,8 +66,27 @@ def settings_from_env(project_dir: str | Path | None = None, env: str | None = N
     if env not in ENVIRONMENTS:
         raise ValueError(f"ML_PIPELINES_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")
     home = Path(os.environ.get("ML_PIPELINES_HOME") or root / ".ml_pipelines").resolve()
-    strict = os.environ.get("ML_PIPELINES_STRICT", "").strip().lower() in ("1", "true", "yes")
-    return Settings(env=env, project_dir=root, home=home, strict=strict)
+    storage = os.environ.get("ML_PIPELINES_STORAGE_ROOT")
+    return Settings(
+        env=env,
+        project_dir=root,
+        home=home,
+        strict=os.environ.get("ML_PIPELINES_STRICT", "").strip().lower() in ("1", "true", "yes"),
+        max_parallel_steps=_positive_int("ML_PIPELINES_MAX_PARALLEL_STEPS", DEFAULT_PARALLEL_STEPS[env]),
+        storage_dir=Path(storage) if storage else None,
+    )
+
+
+def build_executor(settings: Settings) -> ExecutorDefinition:
+    """Steps run in their own processes, at most `max_parallel_steps` at once. The processes
+    fork from a server that has already imported the code location, so a step does not
+    pay for loading every pipeline again."""
+    from dagster import multiprocess_executor
+
+    return multiprocess_executor.configured(
+        {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": {}}},
+        name="ml_pipelines_steps",
+    )
 
 
 def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dagster import Definitions
+from dagster import Definitions, ExecutorDefinition
 
 from ml_pipelines.config.loader import Project
-from ml_pipelines.factory.assets import RunSettings, is_time_partitioned, pipeline_definitions, sink_keys, step_key
+from ml_pipelines.factory.assets import is_time_partitioned, pipeline_definitions, sink_keys, step_key
 from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
 from ml_pipelines.plan.versions import snapshot
+
+if TYPE_CHECKING:
+    from ml_pipelines.environment import Settings
 
 log = logging.getLogger("ml_pipelines")
 
@@ -23,34 +26,33 @@ class BrokenConfigs(Exception):
 
 def build_definitions(
     project: Project,
-    env: str,
+    settings: Settings,
     resources: dict[str, Any],
-    *,
-    storage_root=None,
-    strict: bool = False,
+    executor: ExecutorDefinition | None = None,
 ) -> Definitions:
+    """The code location for `project` run with `settings`: an asset per step, a schedule
+    per pipeline, an asset per broken config file."""
     for error in project.errors:
         log.error("config error: %s", error)
-    if strict and project.errors:
+    if settings.strict and project.errors:
         raise BrokenConfigs(
             f"{len(project.errors)} config error(s) (ML_PIPELINES_STRICT=1):\n"
             + "\n".join(str(e) for e in project.errors)
         )
-    run_settings = RunSettings(env=env, paths=project.paths, storage_root=storage_root)
     sinks = {p.config.pipeline_id: sink_keys(p) for p in project.pipelines}
 
     assets: list = []
     schedules = []
     with snapshot(project.files):
-        assets_and_schedules(project, run_settings, sinks, assets, schedules)
+        assets_and_schedules(project, settings, sinks, assets, schedules)
     for config_file, errors in sorted(project.broken.items()):
         assets.append(broken_config_asset(config_file, errors, project.paths.root))
-    return Definitions(assets=assets, schedules=schedules, resources=resources)
+    return Definitions(assets=assets, schedules=schedules, resources=resources, executor=executor)
 
 
-def assets_and_schedules(project: Project, run_settings: RunSettings, sinks, assets: list, schedules: list) -> None:
+def assets_and_schedules(project: Project, settings: Settings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
-        assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks, project.files))
+        assets.extend(pipeline_definitions(pipeline, project.paths, settings, sinks, project.files))
         config = pipeline.config
         cron = cron_of(config.schedule_interval)
         if cron is None:

@@ -1,30 +1,31 @@
-"""One pipeline config -> one multi_asset (a spec per step) plus its external waits.
+"""One pipeline config -> one asset per step (each its own op) plus its external waits.
 
-A single `multi_asset` per pipeline keeps the code location fast to load (see
-docs/architecture.md); `can_subset=True` still lets the UI materialize any one step.
+A step's op runs one backend call, so a run's timeline, logs, retries and failures are per
+step, a step whose upstream failed is not run, and independent steps run at the same time
+(the environment's executor sets how many). Ops are built directly rather than through
+`@asset`: what the decorator builds, without its per-call introspection (load time, see
+docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from graphlib import TopologicalSorter
-from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     Backoff,
     Failure,
     MaterializeResult,
-    RetryPolicy,
-    TimeWindowPartitionMapping,
-    AssetsDefinition,
     Nothing,
     OpDefinition,
     Out,
+    RetryPolicy,
+    TimeWindowPartitionMapping,
 )
 
 from ml_pipelines.config.file_cache import FileCache
@@ -38,6 +39,9 @@ from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
 from ml_pipelines.steps import StepFailed
 
+if TYPE_CHECKING:
+    from ml_pipelines.environment import Settings
+
 PIPELINE_TAG = "ml_pipelines/pipeline"
 
 # step kind -> (resource key, backend method); one table instead of a chain of ifs.
@@ -48,15 +52,6 @@ RUNNERS: dict[StepKind, tuple[str, str]] = {
     StepKind.PYTHON_SCRIPT: ("python_scripts", "run"),
     StepKind.SQL: ("warehouse", "run"),
 }
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What the asset bodies need at run time to resolve a step's plan."""
-
-    env: str
-    paths: ProjectPaths
-    storage_root: Path | None
 
 
 def step_key(pipeline_id: str, step_name: str) -> AssetKey:
@@ -96,6 +91,7 @@ def _description(pipeline: LoadedPipeline, step, files_cache: FileCache | None) 
 
 
 def _retry_policy(pipeline: LoadedPipeline) -> RetryPolicy | None:
+    """Airflow retries each task: every step's op gets the pipeline's policy."""
     args = pipeline.config.default_args
     if not args.retries:
         return None
@@ -105,76 +101,66 @@ def _retry_policy(pipeline: LoadedPipeline) -> RetryPolicy | None:
 def pipeline_definitions(
     pipeline: LoadedPipeline,
     paths: ProjectPaths,
-    run_settings: RunSettings,
+    settings: Settings,
     pipeline_sinks: dict[str, list[AssetKey]],
     files_cache: FileCache | None = None,
 ) -> list:
-    """The multi_asset of a pipeline's runnable steps and the specs of its external waits."""
+    """An asset per runnable step and the specs of the pipeline's external waits."""
     config = pipeline.config
     pid = config.pipeline_id
     cron = cron_of(config.schedule_interval)
     start = config.default_args.start_date
     partitions_def = partitions_for(cron, start) if cron and start else None
     owners = describe.owners_of(config.default_args.owner)
-    steps = {t.name: t for t in config.tasks}
-    order = step_order(pipeline)
-
-    waits, specs = [], []
-    for name in order:
-        step = steps[name]
+    retry_policy = _retry_policy(pipeline)
+    defs: list = []
+    for step in config.tasks:
+        name = step.name
+        key = step_key(pid, name)
         deps = [AssetDep(step_key(pid, up)) for up in step.upstream_task_name]
         if step.kind == StepKind.EXTERNAL_WAIT:
-            waits.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
+            defs.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
             continue
         step_partitions = partitions_def if is_time_partitioned(step) else None
         if config.default_args.depends_on_past and step_partitions is not None:
-            deps.append(
-                AssetDep(step_key(pid, name), partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1))
-            )
+            deps.append(AssetDep(key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)))
         metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
         files = pipeline.files.get(name)
         if step.kind == StepKind.SQL and files is not None:
             metadata["tables_written"] = describe.tables_written(files.sql_files, files_cache)
-        specs.append(
-            AssetSpec(
-                key=step_key(pid, name),
-                deps=deps,
-                group_name=pid,
-                owners=owners,
-                kinds=describe.KINDS[step.kind],
-                description=_description(pipeline, step, files_cache),
-                code_version=step_code_version(pipeline, name, paths),
-                metadata=metadata,
-                skippable=True,
-                partitions_def=step_partitions,
-            )
+        spec = AssetSpec(
+            key=key,
+            deps=deps,
+            group_name=pid,
+            owners=owners,
+            kinds=describe.KINDS[step.kind],
+            description=_description(pipeline, step, files_cache),
+            code_version=step_code_version(pipeline, name, paths),
+            metadata=metadata,
+            partitions_def=step_partitions,
         )
-    if not specs:
-        return waits
+        defs.append(_step_asset(pipeline, name, spec, retry_policy, settings))
+    return defs
+
+
+def _step_asset(
+    pipeline: LoadedPipeline, name: str, spec: AssetSpec, retry_policy: RetryPolicy | None, settings: Settings
+) -> AssetsDefinition:
+    resource_key, _ = RUNNERS[pipeline.config.step(name).kind]
 
     def compute(context, _inputs):
-        yield from run_steps(context, pipeline, order, run_settings)
+        yield run_step(context, pipeline, name, settings)
 
-    # What @multi_asset(specs=..., can_subset=True) builds, without the decorator's per-call
-    # introspection: one op with an optional Nothing output per step (load time, see docs).
+    output = spec.key.to_python_identifier()
     op = OpDefinition(
         compute_fn=compute,
-        name=pid,
-        outs={
-            s.key.to_python_identifier(): Out(Nothing, is_required=False, code_version=s.code_version)
-            for s in specs
-        },
-        retry_policy=_retry_policy(pipeline),
-        required_resource_keys={key for key, _ in RUNNERS.values()},
-        tags={PIPELINE_TAG: pid},
+        name=output,
+        outs={output: Out(Nothing, code_version=spec.code_version)},
+        retry_policy=retry_policy,
+        required_resource_keys={resource_key},
+        tags={PIPELINE_TAG: pipeline.config.pipeline_id},
     )
-    run_pipeline = AssetsDefinition(
-        node_def=op,
-        keys_by_output_name={s.key.to_python_identifier(): s.key for s in specs},
-        specs=specs,
-        can_subset=True,
-    )
-    return [run_pipeline, *waits]
+    return AssetsDefinition(node_def=op, keys_by_output_name={output: spec.key}, specs=[spec])
 
 
 def _window(context: AssetExecutionContext) -> TimeWindow | None:
@@ -199,51 +185,40 @@ def _check_previous_partition(context: AssetExecutionContext, key: AssetKey) -> 
         )
 
 
-def _done_in_this_run(context: AssetExecutionContext, key: AssetKey) -> bool:
-    """On a retry, steps this run already materialized are not run again."""
-    if context.retry_number == 0:
-        return False
-    event = context.instance.get_latest_materialization_event(key)
-    return event is not None and event.run_id == context.run_id
+def _tag_run_with_pipeline(context: AssetExecutionContext, pipeline_id: str) -> None:
+    """A run launched by hand names its pipeline in the runs list, as a scheduled one does."""
+    if PIPELINE_TAG not in context.run.tags:
+        context.instance.add_run_tags(context.run.run_id, {PIPELINE_TAG: pipeline_id})
 
 
-def run_steps(
-    context: AssetExecutionContext, pipeline: LoadedPipeline, order: list[str], settings: RunSettings
-) -> Iterator[MaterializeResult]:
+def run_step(context: AssetExecutionContext, pipeline: LoadedPipeline, name: str, settings: Settings) -> MaterializeResult:
     from ml_pipelines.config.variables import load_variables
     from ml_pipelines.plan.resolve import is_noop_step, plan_step
 
     config = pipeline.config
-    pid = config.pipeline_id
-    selected = context.selected_asset_keys
+    step = config.step(name)
+    key = step_key(config.pipeline_id, name)
+    _tag_run_with_pipeline(context, config.pipeline_id)
     window = _window(context)
-    variables = load_variables(settings.paths.model_configs, settings.env)
-    for name in order:
-        step = config.step(name)
-        key = step_key(pid, name)
-        if step.kind == StepKind.EXTERNAL_WAIT or key not in selected:
-            continue
-        if config.default_args.depends_on_past and window is not None and is_time_partitioned(step):
-            _check_previous_partition(context, key)
-        if is_noop_step(pipeline, name):
-            context.log.info(f"{name}: notebook_name is empty; nothing to run")
-            yield MaterializeResult(asset_key=key, metadata={"noop": True})
-            continue
-        if _done_in_this_run(context, key):
-            context.log.info(f"{name}: already materialized in this run; not run again")
-            continue
-        try:
-            plan = plan_step(
-                pipeline, name, settings.env, window,
-                paths=settings.paths, variables=variables, storage_root=settings.storage_root,
-            )
-        except ValueError as exc:  # templates, parameters, variables: the user's data
-            raise Failure(description=f"step {name}: {exc}") from exc
-        resource_key, method = RUNNERS[step.kind]
-        backend = getattr(context.resources, resource_key)
-        context.log.info(f"{name}: running on {type(backend).__name__}")
-        try:
-            outcome = getattr(backend, method)(context, plan)
-        except StepFailed as exc:
-            raise Failure(description=f"step {name} failed: {exc}") from exc
-        yield MaterializeResult(asset_key=key, metadata=outcome.metadata)
+    if config.default_args.depends_on_past and window is not None:
+        _check_previous_partition(context, key)
+    if is_noop_step(pipeline, name):
+        context.log.info(f"{name}: notebook_name is empty; nothing to run")
+        return MaterializeResult(asset_key=key, metadata={"noop": True})
+    try:
+        plan = plan_step(
+            pipeline, name, settings.env, window,
+            paths=settings.paths,
+            variables=load_variables(settings.paths.model_configs, settings.env),
+            storage_root=settings.storage_root,
+        )
+    except ValueError as exc:  # templates, parameters, variables: the user's data
+        raise Failure(description=f"step {name}: {exc}") from exc
+    resource_key, method = RUNNERS[step.kind]
+    backend = getattr(context.resources, resource_key)
+    context.log.info(f"{name}: running on {type(backend).__name__}")
+    try:
+        outcome = getattr(backend, method)(context, plan)
+    except StepFailed as exc:
+        raise Failure(description=f"step {name} failed: {exc}") from exc
+    return MaterializeResult(asset_key=key, metadata=outcome.metadata)

@@ -10,7 +10,7 @@ from dagster import instance_for_test
 
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.variables import load_variables
-from ml_pipelines.environment import build_resources, settings_from_env
+from ml_pipelines.environment import build_executor, build_resources, settings_from_env
 from ml_pipelines.factory import build_definitions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def build_defs(project_dir: Path, home: Path, *, strict: bool = False):
 
     settings = replace(settings, home=home, strict=strict)
     resources = build_resources(settings, variables.stages)
-    return build_definitions(project, "LOCAL", resources, storage_root=settings.storage_root, strict=strict)
+    return build_definitions(project, settings, resources, build_executor(settings))
 
 
 @pytest.fixture
