@@ -2,11 +2,21 @@
 
 `resolve.plan_step` builds the frozen plans of `model.py` that the Dagster assets hand to
 the backends; `resolve.plan_as_dict` is what `ml-pipelines plan` prints;
-`versions.step_code_version` gives each asset its code version. Nothing here imports
-Dagster or AWS.
+`versions.step_code_version` gives each asset its code version; `windows.window_for` the
+time window of a run. Nothing here imports Dagster or AWS.
 """
 
-from ml_pipelines.plan.resolve import PlanError, image_plan, is_noop_step, plan_as_dict, plan_step, window_for
+from ml_pipelines.plan.resolve import PlanError, image_plan, is_noop_step, plan_as_dict, plan_step
 from ml_pipelines.plan.versions import step_code_version
+from ml_pipelines.plan.windows import cron_of, window_for
 
-__all__ = ["PlanError", "image_plan", "is_noop_step", "plan_as_dict", "plan_step", "step_code_version", "window_for"]
+__all__ = [
+    "PlanError",
+    "cron_of",
+    "image_plan",
+    "is_noop_step",
+    "plan_as_dict",
+    "plan_step",
+    "step_code_version",
+    "window_for",
+]

@@ -20,12 +20,7 @@ Rules (docs: config reference):
   PlanError for it and `is_noop_step` tells callers to skip it.
 - Storage URIs: see `storage_layout.py`.
 
-Time windows (`window_for`): a pipeline with a cron (or preset other than `@once`) and a
-start_date is partitioned. For a logical date D the window starts at the first cron tick
-on D (UTC), or, when the cron has no tick on D, at the last tick before D (the window
-holding D, e.g. the Sunday of a weekly cron); it ends at the next tick. This matches the
-partition keyed D in Dagster's time-window partitions. Other pipelines are unpartitioned
-(`None`): their templates see the run's current date (or the date asked for).
+Time windows: see `windows.py`.
 """
 
 from __future__ import annotations
@@ -33,9 +28,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
-from functools import cached_property, lru_cache
+from functools import cached_property
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -66,6 +61,7 @@ from ml_pipelines.plan.model import (
 )
 from ml_pipelines.plan.storage_layout import PlanError
 from ml_pipelines.plan.versions import image_version, step_code_version
+from ml_pipelines.plan.windows import midnight, window_for
 
 if TYPE_CHECKING:
     from ml_pipelines.config.loader import LoadedPipeline, Project
@@ -76,136 +72,7 @@ DEFAULT_REQUIREMENTS = "requirements.txt"
 # LOCAL state lives under <project>/.ml_pipelines; the S3 mirror below it.
 DEFAULT_LOCAL_STORAGE = Path(".ml_pipelines") / "storage"
 
-PRESET_CRONS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-
 Plan = ContainerImagePlan | NotebookPlan | GluePlan | PythonScriptPlan | SqlPlan | ExternalWaitPlan
-
-
-# ---------------------------------------------------------------- cron windows (pure Python)
-
-_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NAMES = (
-    {},
-    {},
-    {},
-    {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
-)
-_SEARCH_DAYS = 366 * 9  # "0 0 29 2 1"-style crons can skip years
-
-
-def _field_values(text: str, index: int) -> frozenset[int]:
-    low, high = _FIELD_RANGES[index]
-    names = _NAMES[index]
-
-    def value(v: str) -> int:
-        return int(v) if v.isdigit() else names[v]
-
-    out: set[int] = set()
-    for item in text.lower().split(","):
-        span, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            first, last = low, high
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            first, last = value(a), value(b)
-        else:
-            first = value(span)
-            last = high if step_text else first
-        out.update(range(first, last + 1, step))
-    if index == 4 and 7 in out:  # 7 is Sunday too
-        out.discard(7)
-        out.add(0)
-    return frozenset(out)
-
-
-@lru_cache(maxsize=512)
-def _parse_cron(cron: str) -> tuple[tuple[frozenset[int], ...], bool]:
-    """(minute, hour, day-of-month, month, day-of-week value sets), and whether the day
-    matches on day-of-month OR day-of-week (both restricted, as in cron and croniter)."""
-    parts = cron.split()
-    if len(parts) != 5:
-        raise PlanError(f"cron {cron!r} must have 5 fields")
-    sets = tuple(_field_values(p, i) for i, p in enumerate(parts))
-    day_or = not parts[2].startswith("*") and not parts[4].startswith("*")
-    return sets, day_or
-
-
-def _day_matches(cron: str, day: date) -> bool:
-    (_, _, doms, months, dows), day_or = _parse_cron(cron)
-    if day.month not in months:
-        return False
-    dom_ok, dow_ok = day.day in doms, (day.weekday() + 1) % 7 in dows
-    return (dom_ok or dow_ok) if day_or else (dom_ok and dow_ok)
-
-
-def _ticks_on(cron: str, day: date) -> list[datetime]:
-    if not _day_matches(cron, day):
-        return []
-    (minutes, hours, *_), _ = _parse_cron(cron)
-    return [
-        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(hours) for m in sorted(minutes)
-    ]
-
-
-def next_tick(cron: str, after: datetime, *, inclusive: bool = True) -> datetime:
-    """The first tick of `cron` at (inclusive) or after `after` (UTC)."""
-    day = after.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in _ticks_on(cron, day + timedelta(days=offset)):
-            if tick > after or (inclusive and tick == after):
-                return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days of {after:%Y-%m-%d}")
-
-
-def previous_tick(cron: str, before: datetime) -> datetime:
-    """The last tick of `cron` strictly before `before` (UTC)."""
-    day = before.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in reversed(_ticks_on(cron, day - timedelta(days=offset))):
-            if tick < before:
-                return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days before {before:%Y-%m-%d}")
-
-
-def cron_of(schedule_interval: str | None) -> str | None:
-    """The cron behind a schedule_interval; None for no schedule and for `@once`."""
-    if schedule_interval is None or schedule_interval == "@once":
-        return None
-    return PRESET_CRONS.get(schedule_interval, schedule_interval)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
-
-
-def window_for(schedule_interval: str | None, start_date: date | None, logical_date: date) -> TimeWindow | None:
-    """The time window of the run for `logical_date` (see the module doc); None when the
-    pipeline is unpartitioned (no cron, `@once`, or no start_date). PlanError when the
-    date lies before the pipeline's first partition."""
-    cron = cron_of(schedule_interval)
-    if cron is None or start_date is None:
-        return None
-    if isinstance(logical_date, datetime):
-        logical_date = logical_date.date()
-    day_start = _midnight(logical_date)
-    first = next_tick(cron, day_start)
-    start = first if first < day_start + timedelta(days=1) else previous_tick(cron, day_start)
-    first_partition = next_tick(cron, _midnight(start_date))
-    if start < first_partition:
-        raise PlanError(
-            f"{logical_date.isoformat()} is before the first partition ({first_partition:%Y-%m-%d %H:%M} UTC) "
-            f"of a pipeline with start_date {start_date.isoformat()}"
-        )
-    return TimeWindow(start=start, end=next_tick(cron, start, inclusive=False))
 
 
 # ---------------------------------------------------------------- helpers
@@ -569,7 +436,7 @@ def plan_as_dict(
     paths = project.paths
     day = logical_date or datetime.now(timezone.utc).date()
     window = window_for(config.schedule_interval, config.default_args.start_date, day)
-    now = _midnight(day)
+    now = midnight(day)
     variables = variables if variables is not None else load_variables(paths.model_configs, env)
     order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
     steps = []
