@@ -14,8 +14,7 @@ Rules (docs: config reference):
   top level and `params` (the step's parameters); connection = CommonConf, schema = the
   config's `schema`.
 - A notebook runs in the image of the container-image step among its direct upstream
-  steps (else the pipeline's first one); with none it gets `python3` + the model's
-  `requirements.txt` if present. The Dockerfile is `containers/<kernel>/Dockerfile`.
+  steps (else the pipeline's first one); with none, in the default image: see `images.py`.
 - A notebook step with an empty `notebook_name` has nothing to run: `plan_step` raises
   PlanError for it and `is_noop_step` tells callers to skip it.
 - Storage URIs: see `storage_layout.py`.
@@ -36,9 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ml_pipelines.config.parameters import resolve_parameters
-from ml_pipelines.config.paths import container_step_for
 from ml_pipelines.config.schema import (
-    ContainerImageStep,
     GlueStep,
     NotebookStep,
     SqlStep,
@@ -48,6 +45,7 @@ from ml_pipelines.config.schema import (
 from ml_pipelines.config.templates import render, render_templates_dict, template_context
 from ml_pipelines.config.variables import Variables, load_variables
 from ml_pipelines.plan import storage_layout
+from ml_pipelines.plan.images import image_files
 from ml_pipelines.plan.model import (
     ContainerImagePlan,
     ExternalWaitPlan,
@@ -67,8 +65,6 @@ if TYPE_CHECKING:
     from ml_pipelines.config.loader import LoadedPipeline, Project
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
 
-DEFAULT_KERNEL = "python3"
-DEFAULT_REQUIREMENTS = "requirements.txt"
 # LOCAL state lives under <project>/.ml_pipelines; the S3 mirror below it.
 DEFAULT_LOCAL_STORAGE = Path(".ml_pipelines") / "storage"
 
@@ -156,28 +152,6 @@ class _Resolver:
 # ---------------------------------------------------------------- images
 
 
-def _image_step_for(pipeline: LoadedPipeline, step_name: str | None) -> ContainerImageStep | None:
-    """The container-image step named `step_name`, or the one a notebook runs in (an
-    upstream one, else the pipeline's first: the rule of `config.paths.container_step_for`)."""
-    images = [t for t in pipeline.config.tasks if isinstance(t, ContainerImageStep)]
-    if step_name is None:
-        return images[0] if images else None
-    step = pipeline.config.step(step_name)
-    if isinstance(step, ContainerImageStep):
-        return step
-    return container_step_for(pipeline.config, step)
-
-
-def _model_dir(pipeline: LoadedPipeline, paths: ProjectPaths) -> Path:
-    name = pipeline.config.model_name
-    return Path(paths.sagemaker_models) / name if name else Path(paths.sagemaker_models)
-
-
-def _default_dockerfile(paths: ProjectPaths, kernel: str) -> Path | None:
-    candidate = Path(paths.containers) / kernel / "Dockerfile"
-    return candidate if candidate.is_file() else None
-
-
 def image_plan(
     pipeline: LoadedPipeline,
     env: str,
@@ -186,35 +160,18 @@ def image_plan(
     step_name: str | None = None,
     window: TimeWindow | None = None,
 ) -> ContainerImagePlan:
-    """The runtime of the pipeline's notebooks: the container-image step named `step_name`,
-    or the one upstream of the notebook step `step_name`, or the pipeline's first one; with
-    none, `python3` + the model's requirements.txt (if present)."""
-    image = _image_step_for(pipeline, step_name)
-    model_dir = _model_dir(pipeline, paths)
-    if image is not None:
-        files = pipeline.files.get(image.name)
-        kernel = image.kernel
-        requirements = getattr(files, "requirements_file", None) if files is not None else None
-        dockerfile = getattr(files, "dockerfile", None) if files is not None else None
-        if files is not None and getattr(files, "model_dir", None) is not None:
-            model_dir = Path(files.model_dir)
-        run_step = image.name
-    else:
-        kernel = DEFAULT_KERNEL
-        candidate = model_dir / DEFAULT_REQUIREMENTS
-        requirements = candidate if pipeline.config.model_name and candidate.is_file() else None
-        dockerfile = None
-        run_step = step_name or "ecr_container_creation"
-    if dockerfile is None:
-        dockerfile = _default_dockerfile(paths, kernel)
+    """The runtime of the pipeline's notebooks: the image of the container-image step
+    named `step_name`, or the one the step `step_name` runs in, or the pipeline's first
+    one; with none, the default image (see `images.py`)."""
+    image = image_files(pipeline, paths, step_name)
     return ContainerImagePlan(
-        run=_run(pipeline, run_step, env, window),
-        kernel=kernel,
-        model_dir=model_dir,
-        requirements_file=requirements,
-        dockerfile=dockerfile,
-        content_hash=image_version(kernel, requirements, dockerfile),
-        image_name=f"{pipeline.config.pipeline_id}-{kernel}",
+        run=_run(pipeline, image.step_name, env, window),
+        kernel=image.kernel,
+        model_dir=image.model_dir,
+        requirements_file=image.requirements_file,
+        dockerfile=image.dockerfile,
+        content_hash=image_version(image.kernel, image.requirements_file, image.dockerfile),
+        image_name=f"{pipeline.config.pipeline_id}-{image.kernel}",
     )
 
 
