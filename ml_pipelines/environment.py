@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENVIRONMENTS = ("LOCAL", "DEV", "BETA", "PROD")
+from ml_pipelines.config.schema import ENVIRONMENTS
 
 
 @dataclass(frozen=True)
