@@ -1,7 +1,8 @@
 """Config -> plan: what each step runs for one environment and time window.
 
-`plan_step` is what the Dagster assets call at run time and `plan_as_dict` what
-`ml-pipelines plan` prints, so the printed plan is exactly what executes.
+`plan_step` is what the Dagster assets call at run time and what `ml-pipelines plan`
+prints (through the same `Resolver` and `PLANNERS`), so the printed plan is exactly what
+executes.
 
 Rules (docs: config reference):
 
@@ -24,13 +25,9 @@ Time windows: see `windows.py`.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
-from datetime import date, datetime, timedelta, timezone
-from enum import Enum
+from datetime import datetime
 from functools import cached_property
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -43,7 +40,7 @@ from ml_pipelines.config.schema import (
     StepKind,
 )
 from ml_pipelines.config.templates import render, render_templates_dict, template_context
-from ml_pipelines.config.variables import Variables, load_variables
+from ml_pipelines.config.variables import Variables
 from ml_pipelines.plan import storage_layout
 from ml_pipelines.plan.images import image_files
 from ml_pipelines.plan.model import (
@@ -58,24 +55,16 @@ from ml_pipelines.plan.model import (
     TimeWindow,
 )
 from ml_pipelines.plan.storage_layout import PlanError
-from ml_pipelines.plan.versions import image_version, step_code_version
-from ml_pipelines.plan.windows import midnight, window_for
+from ml_pipelines.plan.versions import image_version
 
 if TYPE_CHECKING:
-    from ml_pipelines.config.loader import LoadedPipeline, Project
+    from ml_pipelines.config.loader import LoadedPipeline
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
-
-# LOCAL state lives under <project>/.ml_pipelines; the S3 mirror below it.
-DEFAULT_LOCAL_STORAGE = Path(".ml_pipelines") / "storage"
 
 Plan = ContainerImagePlan | NotebookPlan | GluePlan | PythonScriptPlan | SqlPlan | ExternalWaitPlan
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def default_storage_root(paths: ProjectPaths) -> Path:
-    return Path(paths.root) / DEFAULT_LOCAL_STORAGE
 
 
 def _files(pipeline: LoadedPipeline, step_name: str) -> StepFiles:
@@ -102,8 +91,12 @@ def _run(pipeline: LoadedPipeline, step_name: str, env: str, window: TimeWindow 
     return RunIdentity(pipeline_id=pipeline.config.pipeline_id, step_name=step_name, env=env, window=window)
 
 
-class _Resolver:
-    """Shared work for one (pipeline, step, env, window): context, parameters, templates."""
+class Resolver:
+    """Shared work for one (pipeline, step, env, window): context, parameters, templates.
+
+    `storage_root`: LOCAL's mirror of S3 (s3:// parameter values map under it); None
+    where steps use real S3 (DEV, BETA, PROD). `now` sets "today" for an unpartitioned run.
+    """
 
     def __init__(
         self,
@@ -111,16 +104,21 @@ class _Resolver:
         step: StepBase,
         env: str,
         window: TimeWindow | None,
+        *,
         paths: ProjectPaths,
         variables: Variables,
         storage_root: Path | None,
-        now: datetime | None,
+        now: datetime | None = None,
     ) -> None:
-        self.pipeline, self.step, self.env, self.window = pipeline, step, env, window
+        self.pipeline, self.step, self.env, self.window = pipeline, step, env.upper(), window
         self.paths, self.variables, self.now = paths, variables, now
-        self.storage_root = Path(storage_root) if storage_root is not None else default_storage_root(paths)
+        if self.env == "LOCAL" and storage_root is None:
+            raise PlanError(
+                f"step {step.name} of {pipeline.config.pipeline_id}: LOCAL needs a storage root "
+                "(its mirror of S3; see environment.Settings.storage_root)"
+            )
+        self.storage_root = Path(storage_root) if storage_root is not None else None
         self.files: StepFiles | None = pipeline.files.get(step.name)
-        self._templates: dict[str, str] | None = None
 
     @property
     def run(self) -> RunIdentity:
@@ -129,11 +127,9 @@ class _Resolver:
     def context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return template_context(self.window, self.env, self.variables, extra, now=self.now)
 
-    @property
+    @cached_property
     def templates(self) -> dict[str, str]:
-        if self._templates is None:
-            self._templates = render_templates_dict(self.step.templates_dict, self.context(), step=self.step.name)
-        return self._templates
+        return render_templates_dict(self.step.templates_dict, self.context(), step=self.step.name)
 
     @cached_property
     def file_parameters(self) -> dict[str, Any]:
@@ -175,14 +171,14 @@ def image_plan(
     )
 
 
-# ---------------------------------------------------------------- one resolver per step kind
+# ---------------------------------------------------------------- one planner per step kind
 
 
-def _plan_image(r: _Resolver) -> ContainerImagePlan:
+def plan_container_image(r: Resolver) -> ContainerImagePlan:
     return image_plan(r.pipeline, r.env, r.paths, step_name=r.step.name, window=r.window)
 
 
-def _plan_notebook(r: _Resolver) -> NotebookPlan:
+def plan_notebook(r: Resolver) -> NotebookPlan:
     step: NotebookStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     if files.main is None:
@@ -207,7 +203,7 @@ def _plan_notebook(r: _Resolver) -> NotebookPlan:
     )
 
 
-def _plan_glue(r: _Resolver) -> GluePlan:
+def plan_glue(r: Resolver) -> GluePlan:
     step: GlueStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     details = step.Details
@@ -236,7 +232,7 @@ def _plan_glue(r: _Resolver) -> GluePlan:
     )
 
 
-def _plan_python(r: _Resolver) -> PythonScriptPlan:
+def plan_python_script(r: Resolver) -> PythonScriptPlan:
     files = _files(r.pipeline, r.step.name)
     return PythonScriptPlan(
         run=r.run,
@@ -248,7 +244,7 @@ def _plan_python(r: _Resolver) -> PythonScriptPlan:
     )
 
 
-def _plan_sql(r: _Resolver) -> SqlPlan:
+def plan_sql(r: Resolver) -> SqlPlan:
     step: SqlStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     parameters = r.parameters
@@ -270,7 +266,7 @@ def _plan_sql(r: _Resolver) -> SqlPlan:
     return SqlPlan(run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {}))
 
 
-def _plan_external(r: _Resolver) -> ExternalWaitPlan:
+def plan_external_wait(r: Resolver) -> ExternalWaitPlan:
     details = r.step.external_dag_details  # type: ignore[attr-defined]
     return ExternalWaitPlan(
         run=r.run,
@@ -284,14 +280,14 @@ def _plan_external(r: _Resolver) -> ExternalWaitPlan:
     )
 
 
-# One resolver per step kind (adding a kind = adding one entry).
-PLANNERS: dict[StepKind, Callable[[_Resolver], Any]] = {
-    StepKind.CONTAINER_IMAGE: _plan_image,
-    StepKind.NOTEBOOK: _plan_notebook,
-    StepKind.GLUE: _plan_glue,
-    StepKind.PYTHON_SCRIPT: _plan_python,
-    StepKind.SQL: _plan_sql,
-    StepKind.EXTERNAL_WAIT: _plan_external,
+# One planner per step kind (adding a kind = adding one entry).
+PLANNERS: dict[StepKind, Callable[[Resolver], Plan]] = {
+    StepKind.CONTAINER_IMAGE: plan_container_image,
+    StepKind.NOTEBOOK: plan_notebook,
+    StepKind.GLUE: plan_glue,
+    StepKind.PYTHON_SCRIPT: plan_python_script,
+    StepKind.SQL: plan_sql,
+    StepKind.EXTERNAL_WAIT: plan_external_wait,
 }
 
 
@@ -313,127 +309,10 @@ def plan_step(
     storage_root: Path | None,
     now: datetime | None = None,
 ) -> Plan:
-    """The plan of one step for (env, window). `storage_root` (LOCAL's S3 mirror) defaults
-    to `<project>/.ml_pipelines/storage`; `now` sets "today" for an unpartitioned run.
+    """The plan of one step for (env, window); `storage_root` and `now` as in `Resolver`.
 
     Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
     message naming the step."""
     step = pipeline.config.step(step_name)
-    resolver = _Resolver(pipeline, step, env.upper(), window, paths, variables, storage_root, now)
+    resolver = Resolver(pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now)
     return PLANNERS[step.kind](resolver)
-
-
-# ---------------------------------------------------------------- plan as JSON
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return value.value
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def _storage_of(plan: Any) -> dict[str, Any]:
-    """Input and output locations; None where the layout defines none (a Glue or Python
-    script writes where its parameters say; SQL writes to the warehouse)."""
-    if isinstance(plan, NotebookPlan):
-        return {"input": plan.input_uri, "output": plan.output_uri}
-    if isinstance(plan, GluePlan):
-        return {
-            "input": plan.input_uri,
-            "output": None,
-            "base": plan.base_uri,
-            "lib": plan.lib_uri,
-            "jar": plan.jar_uri,
-            "temp": plan.temp_uri,
-            **plan.common_input_uris,
-        }
-    return {"input": None, "output": None}
-
-
-def _pipeline(project: Project, pipeline_id: str) -> LoadedPipeline:
-    for pipeline in project.pipelines:
-        if pipeline.config.pipeline_id == pipeline_id:
-            return pipeline
-    known = sorted(p.config.pipeline_id for p in project.pipelines)
-    close = difflib.get_close_matches(pipeline_id, known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else (f"; known: {', '.join(known)}" if known else "")
-    raise PlanError(f"unknown pipeline {pipeline_id!r}{hint}")
-
-
-def plan_as_dict(
-    project: Project,
-    pipeline_id: str,
-    env: str,
-    logical_date: date | None,
-    *,
-    storage_root: Path | None = None,
-    variables: Variables | None = None,
-) -> dict[str, Any]:
-    """JSON-able plan of a whole pipeline for `env` and `logical_date` (default: today, UTC),
-    in the order the steps run. Each step: name, kind, asset_key, deps, code_version,
-    parameters (resolved), templates (rendered), storage ({input, output...} URIs), and the
-    fields of its plan (paths as text; `run` left out)."""
-    env = env.upper()
-    pipeline = _pipeline(project, pipeline_id)
-    config = pipeline.config
-    paths = project.paths
-    day = logical_date or datetime.now(timezone.utc).date()
-    window = window_for(config.schedule_interval, config.default_args.start_date, day)
-    now = midnight(day)
-    variables = variables if variables is not None else load_variables(paths.model_configs, env)
-    order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
-    steps = []
-    for name in order:
-        step = config.step(name)
-        entry: dict[str, Any] = {
-            "name": name,
-            "kind": step.kind.value,
-            "asset_key": [config.pipeline_id, name],
-            "deps": [[config.pipeline_id, up] for up in step.upstream_task_name],
-            "code_version": step_code_version(pipeline, name, paths),
-        }
-        if is_noop_step(pipeline, name):
-            entry.update(noop=True, parameters={}, templates={}, storage={"input": None, "output": None})
-            steps.append(entry)
-            continue
-        resolver = _Resolver(pipeline, step, env, window, paths, variables, storage_root, now)
-        plan = PLANNERS[step.kind](resolver)
-        if isinstance(plan, NotebookPlan):
-            parameters: dict[str, Any] = plan.parameters
-        elif step.kind in (StepKind.EXTERNAL_WAIT, StepKind.CONTAINER_IMAGE):
-            parameters = {}
-        else:
-            parameters = resolver.parameters
-        entry.update(
-            noop=False,
-            parameters=_jsonable(parameters),
-            templates=_jsonable(resolver.templates),
-            storage=_storage_of(plan),
-        )
-        for key, value in _jsonable(plan).items():
-            if key != "run":
-                entry.setdefault(key, value)
-        steps.append(entry)
-    return {
-        "pipeline_id": config.pipeline_id,
-        "env": env,
-        "schedule": config.schedule_interval,
-        "logical_date": day.isoformat(),
-        "window": None if window is None else {"start": window.start.isoformat(), "end": window.end.isoformat()},
-        "config_file": paths.rel(Path(pipeline.source)),
-        "steps": steps,
-    }
