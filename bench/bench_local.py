@@ -148,7 +148,7 @@ class HandPath:
         from ml_pipelines.config.variables import load_variables
         from ml_pipelines.local.envs import ensure_python_env
         from ml_pipelines.local.warehouse import fakesnow_server
-        from ml_pipelines.plan.resolve import plan_step, window_for
+        from ml_pipelines.plan import plan_step, window_for
 
         self.storage = root / "storage"
         self.work = root / "work"

@@ -5,8 +5,10 @@
     ml-pipelines plan PIPELINE_ID [--date YYYY-MM-DD]
 
 The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir;
-the environment is --env, else $ML_PIPELINES_ENV, else LOCAL. The global options may
-also be given after the command. No command prints a traceback: a bug is reported as
+the environment is --env, else $ML_PIPELINES_ENV, else LOCAL. The rest of the settings
+(e.g. LOCAL's storage root under $ML_PIPELINES_HOME) are a run's own
+(`environment.settings_from_env`), so `plan` prints what a run uses. The global options
+may also be given after the command. No command prints a traceback: a bug is reported as
 one `internal error` line (exit 2).
 """
 
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import date
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from ml_pipelines.config.schema import ENVIRONMENTS
+from ml_pipelines.environment import Settings, settings_from_env
+
+if TYPE_CHECKING:
+    from ml_pipelines.config.loader import Project
 
 ENV_VAR = "ML_PIPELINES_ENV"
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -63,23 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _env(args: argparse.Namespace) -> str:
-    if args.env:
-        return args.env
-    value = (os.environ.get(ENV_VAR) or "LOCAL").strip().upper()
-    if value not in ENVIRONMENTS:
-        raise _Usage(f"{ENV_VAR}={os.environ.get(ENV_VAR)!r} is not one of {', '.join(ENVIRONMENTS)}")
-    return value
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings a run would use, with --project-dir and --env applied."""
+    try:
+        settings = settings_from_env(args.project_dir, args.env)
+    except ValueError as exc:  # a bad ML_PIPELINES_ENV
+        raise _Usage(str(exc)) from None
+    if not settings.project_dir.is_dir():
+        raise _Usage(f"project dir {settings.project_dir} does not exist")
+    return settings
 
 
-def _load(args: argparse.Namespace):
+def _load(settings: Settings) -> Project:
     from ml_pipelines.config.loader import load_project
-    from ml_pipelines.config.paths import project_root
 
-    root = project_root(args.project_dir)
-    if not root.is_dir():
-        raise _Usage(f"project dir {root} does not exist")
-    return load_project(root, env=_env(args))
+    return load_project(settings.project_dir, env=settings.env)
 
 
 def _plural(n: int, word: str) -> str:
@@ -87,7 +90,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    project = _load(args)
+    project = _load(_settings(args))
     for error in project.errors:
         print(str(error), file=out)
     n_files = len(project.config_files)
@@ -106,7 +109,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    project = _load(args)
+    project = _load(_settings(args))
     for loaded in project.pipelines:
         config = loaded.config
         schedule = config.schedule_interval or "none"
@@ -132,13 +135,14 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             logical_date = date.fromisoformat(args.date)
         except ValueError:
             raise _Usage(f"--date {args.date!r} is not a date; write YYYY-MM-DD") from None
-    project = _load(args)
+    settings = _settings(args)
+    project = _load(settings)
     if args.pipeline_id not in project.pipeline_ids:
         print(f"ml-pipelines: {project.unknown_pipeline_message(args.pipeline_id)}", file=err)
         return EXIT_ERRORS
-    from ml_pipelines.plan.resolve import plan_as_dict
+    from ml_pipelines.cli_plan import plan_as_dict
 
-    plan = plan_as_dict(project, args.pipeline_id, project.env, logical_date)
+    plan = plan_as_dict(project, args.pipeline_id, settings.env, logical_date, storage_root=settings.storage_root)
     print(json.dumps(plan, indent=2, default=str), file=out)
     return EXIT_OK
 

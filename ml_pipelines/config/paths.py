@@ -316,6 +316,18 @@ def container_step_for(pipeline: PipelineConfig, step: StepBase) -> ContainerIma
     return containers[0] if containers else None
 
 
+# The image a notebook runs in when its pipeline has no container-image step.
+DEFAULT_IMAGE_STEP = ContainerImageStep(name="ecr_container_creation")
+
+
+def default_image_files(paths: ProjectPaths, pipeline: PipelineConfig) -> StepFiles:
+    """The files of DEFAULT_IMAGE_STEP (python3; the model's requirements.txt when present).
+    A missing model folder only leaves model_dir and requirements None: the steps that
+    need the folder report it."""
+    step = DEFAULT_IMAGE_STEP
+    return _container_files(_Lookup(paths, step), pipeline, step)
+
+
 def resolve_step_files(
     paths: ProjectPaths, pipeline: PipelineConfig, step: StepBase, fs: FsCache | None = None
 ) -> StepFiles:

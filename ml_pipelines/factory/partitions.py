@@ -7,11 +7,14 @@ from functools import lru_cache
 
 from dagster import TimeWindowPartitionsDefinition
 
-from ml_pipelines.plan.resolve import cron_of  # noqa: F401  (re-exported for the factory)
+from ml_pipelines.config.cron import parse_cron
+from ml_pipelines.plan.windows import cron_of  # noqa: F401  (re-exported for the factory)
+
 
 def _at_most_daily(cron: str) -> bool:
-    minute, hour = cron.split()[:2]
-    return minute.isdigit() and hour.isdigit()
+    """At most one tick a day: a date is enough to name a partition."""
+    parsed = parse_cron(cron)
+    return len(parsed.minutes) == 1 and len(parsed.hours) == 1
 
 
 @lru_cache(maxsize=None)

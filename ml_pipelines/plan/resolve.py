@@ -1,7 +1,8 @@
 """Config -> plan: what each step runs for one environment and time window.
 
-`plan_step` is what the Dagster assets call at run time and `plan_as_dict` what
-`ml-pipelines plan` prints, so the printed plan is exactly what executes.
+`plan_step` is what the Dagster assets call at run time and what `ml-pipelines plan`
+prints (through the same `Resolver` and `PLANNERS`), so the printed plan is exactly what
+executes.
 
 Rules (docs: config reference):
 
@@ -14,36 +15,24 @@ Rules (docs: config reference):
   top level and `params` (the step's parameters); connection = CommonConf, schema = the
   config's `schema`.
 - A notebook runs in the image of the container-image step among its direct upstream
-  steps (else the pipeline's first one); with none it gets `python3` + the model's
-  `requirements.txt` if present. The Dockerfile is `containers/<kernel>/Dockerfile`.
+  steps (else the pipeline's first one); with none, in the default image: see `images.py`.
 - A notebook step with an empty `notebook_name` has nothing to run: `plan_step` raises
   PlanError for it and `is_noop_step` tells callers to skip it.
 - Storage URIs: see `storage_layout.py`.
 
-Time windows (`window_for`): a pipeline with a cron (or preset other than `@once`) and a
-start_date is partitioned. For a logical date D the window starts at the first cron tick
-on D (UTC), or, when the cron has no tick on D, at the last tick before D (the window
-holding D, e.g. the Sunday of a weekly cron); it ends at the next tick. This matches the
-partition keyed D in Dagster's time-window partitions. Other pipelines are unpartitioned
-(`None`): their templates see the run's current date (or the date asked for).
+Time windows: see `windows.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
-from datetime import date, datetime, time, timedelta, timezone
-from enum import Enum
-from functools import cached_property, lru_cache
-from graphlib import TopologicalSorter
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ml_pipelines.config.parameters import resolve_parameters
-from ml_pipelines.config.paths import container_step_for
 from ml_pipelines.config.schema import (
-    ContainerImageStep,
     GlueStep,
     NotebookStep,
     SqlStep,
@@ -51,8 +40,9 @@ from ml_pipelines.config.schema import (
     StepKind,
 )
 from ml_pipelines.config.templates import render, render_templates_dict, template_context
-from ml_pipelines.config.variables import Variables, load_variables
+from ml_pipelines.config.variables import Variables
 from ml_pipelines.plan import storage_layout
+from ml_pipelines.plan.images import image_files
 from ml_pipelines.plan.model import (
     ContainerImagePlan,
     ExternalWaitPlan,
@@ -65,154 +55,16 @@ from ml_pipelines.plan.model import (
     TimeWindow,
 )
 from ml_pipelines.plan.storage_layout import PlanError
-from ml_pipelines.plan.versions import image_version, step_code_version
+from ml_pipelines.plan.versions import image_version
 
 if TYPE_CHECKING:
-    from ml_pipelines.config.loader import LoadedPipeline, Project
+    from ml_pipelines.config.loader import LoadedPipeline
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
-
-DEFAULT_KERNEL = "python3"
-DEFAULT_REQUIREMENTS = "requirements.txt"
-# LOCAL state lives under <project>/.ml_pipelines; the S3 mirror below it.
-DEFAULT_LOCAL_STORAGE = Path(".ml_pipelines") / "storage"
-
-PRESET_CRONS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
 
 Plan = ContainerImagePlan | NotebookPlan | GluePlan | PythonScriptPlan | SqlPlan | ExternalWaitPlan
 
 
-# ---------------------------------------------------------------- cron windows (pure Python)
-
-_FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NAMES = (
-    {},
-    {},
-    {},
-    {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
-)
-_SEARCH_DAYS = 366 * 9  # "0 0 29 2 1"-style crons can skip years
-
-
-def _field_values(text: str, index: int) -> frozenset[int]:
-    low, high = _FIELD_RANGES[index]
-    names = _NAMES[index]
-
-    def value(v: str) -> int:
-        return int(v) if v.isdigit() else names[v]
-
-    out: set[int] = set()
-    for item in text.lower().split(","):
-        span, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            first, last = low, high
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            first, last = value(a), value(b)
-        else:
-            first = value(span)
-            last = high if step_text else first
-        out.update(range(first, last + 1, step))
-    if index == 4 and 7 in out:  # 7 is Sunday too
-        out.discard(7)
-        out.add(0)
-    return frozenset(out)
-
-
-@lru_cache(maxsize=512)
-def _parse_cron(cron: str) -> tuple[tuple[frozenset[int], ...], bool]:
-    """(minute, hour, day-of-month, month, day-of-week value sets), and whether the day
-    matches on day-of-month OR day-of-week (both restricted, as in cron and croniter)."""
-    parts = cron.split()
-    if len(parts) != 5:
-        raise PlanError(f"cron {cron!r} must have 5 fields")
-    sets = tuple(_field_values(p, i) for i, p in enumerate(parts))
-    day_or = not parts[2].startswith("*") and not parts[4].startswith("*")
-    return sets, day_or
-
-
-def _day_matches(cron: str, day: date) -> bool:
-    (_, _, doms, months, dows), day_or = _parse_cron(cron)
-    if day.month not in months:
-        return False
-    dom_ok, dow_ok = day.day in doms, (day.weekday() + 1) % 7 in dows
-    return (dom_ok or dow_ok) if day_or else (dom_ok and dow_ok)
-
-
-def _ticks_on(cron: str, day: date) -> list[datetime]:
-    if not _day_matches(cron, day):
-        return []
-    (minutes, hours, *_), _ = _parse_cron(cron)
-    return [
-        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(hours) for m in sorted(minutes)
-    ]
-
-
-def next_tick(cron: str, after: datetime, *, inclusive: bool = True) -> datetime:
-    """The first tick of `cron` at (inclusive) or after `after` (UTC)."""
-    day = after.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in _ticks_on(cron, day + timedelta(days=offset)):
-            if tick > after or (inclusive and tick == after):
-                return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days of {after:%Y-%m-%d}")
-
-
-def previous_tick(cron: str, before: datetime) -> datetime:
-    """The last tick of `cron` strictly before `before` (UTC)."""
-    day = before.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in reversed(_ticks_on(cron, day - timedelta(days=offset))):
-            if tick < before:
-                return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days before {before:%Y-%m-%d}")
-
-
-def cron_of(schedule_interval: str | None) -> str | None:
-    """The cron behind a schedule_interval; None for no schedule and for `@once`."""
-    if schedule_interval is None or schedule_interval == "@once":
-        return None
-    return PRESET_CRONS.get(schedule_interval, schedule_interval)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
-
-
-def window_for(schedule_interval: str | None, start_date: date | None, logical_date: date) -> TimeWindow | None:
-    """The time window of the run for `logical_date` (see the module doc); None when the
-    pipeline is unpartitioned (no cron, `@once`, or no start_date). PlanError when the
-    date lies before the pipeline's first partition."""
-    cron = cron_of(schedule_interval)
-    if cron is None or start_date is None:
-        return None
-    if isinstance(logical_date, datetime):
-        logical_date = logical_date.date()
-    day_start = _midnight(logical_date)
-    first = next_tick(cron, day_start)
-    start = first if first < day_start + timedelta(days=1) else previous_tick(cron, day_start)
-    first_partition = next_tick(cron, _midnight(start_date))
-    if start < first_partition:
-        raise PlanError(
-            f"{logical_date.isoformat()} is before the first partition ({first_partition:%Y-%m-%d %H:%M} UTC) "
-            f"of a pipeline with start_date {start_date.isoformat()}"
-        )
-    return TimeWindow(start=start, end=next_tick(cron, start, inclusive=False))
-
-
 # ---------------------------------------------------------------- helpers
-
-
-def default_storage_root(paths: ProjectPaths) -> Path:
-    return Path(paths.root) / DEFAULT_LOCAL_STORAGE
 
 
 def _files(pipeline: LoadedPipeline, step_name: str) -> StepFiles:
@@ -239,8 +91,12 @@ def _run(pipeline: LoadedPipeline, step_name: str, env: str, window: TimeWindow 
     return RunIdentity(pipeline_id=pipeline.config.pipeline_id, step_name=step_name, env=env, window=window)
 
 
-class _Resolver:
-    """Shared work for one (pipeline, step, env, window): context, parameters, templates."""
+class Resolver:
+    """Shared work for one (pipeline, step, env, window): context, parameters, templates.
+
+    `storage_root`: LOCAL's mirror of S3 (s3:// parameter values map under it); None
+    where steps use real S3 (DEV, BETA, PROD). `now` sets "today" for an unpartitioned run.
+    """
 
     def __init__(
         self,
@@ -248,16 +104,21 @@ class _Resolver:
         step: StepBase,
         env: str,
         window: TimeWindow | None,
+        *,
         paths: ProjectPaths,
         variables: Variables,
         storage_root: Path | None,
-        now: datetime | None,
+        now: datetime | None = None,
     ) -> None:
-        self.pipeline, self.step, self.env, self.window = pipeline, step, env, window
+        self.pipeline, self.step, self.env, self.window = pipeline, step, env.upper(), window
         self.paths, self.variables, self.now = paths, variables, now
-        self.storage_root = Path(storage_root) if storage_root is not None else default_storage_root(paths)
+        if self.env == "LOCAL" and storage_root is None:
+            raise PlanError(
+                f"step {step.name} of {pipeline.config.pipeline_id}: LOCAL needs a storage root "
+                "(its mirror of S3; see environment.Settings.storage_root)"
+            )
+        self.storage_root = Path(storage_root) if storage_root is not None else None
         self.files: StepFiles | None = pipeline.files.get(step.name)
-        self._templates: dict[str, str] | None = None
 
     @property
     def run(self) -> RunIdentity:
@@ -266,11 +127,9 @@ class _Resolver:
     def context(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return template_context(self.window, self.env, self.variables, extra, now=self.now)
 
-    @property
+    @cached_property
     def templates(self) -> dict[str, str]:
-        if self._templates is None:
-            self._templates = render_templates_dict(self.step.templates_dict, self.context(), step=self.step.name)
-        return self._templates
+        return render_templates_dict(self.step.templates_dict, self.context(), step=self.step.name)
 
     @cached_property
     def file_parameters(self) -> dict[str, Any]:
@@ -289,28 +148,6 @@ class _Resolver:
 # ---------------------------------------------------------------- images
 
 
-def _image_step_for(pipeline: LoadedPipeline, step_name: str | None) -> ContainerImageStep | None:
-    """The container-image step named `step_name`, or the one a notebook runs in (an
-    upstream one, else the pipeline's first: the rule of `config.paths.container_step_for`)."""
-    images = [t for t in pipeline.config.tasks if isinstance(t, ContainerImageStep)]
-    if step_name is None:
-        return images[0] if images else None
-    step = pipeline.config.step(step_name)
-    if isinstance(step, ContainerImageStep):
-        return step
-    return container_step_for(pipeline.config, step)
-
-
-def _model_dir(pipeline: LoadedPipeline, paths: ProjectPaths) -> Path:
-    name = pipeline.config.model_name
-    return Path(paths.sagemaker_models) / name if name else Path(paths.sagemaker_models)
-
-
-def _default_dockerfile(paths: ProjectPaths, kernel: str) -> Path | None:
-    candidate = Path(paths.containers) / kernel / "Dockerfile"
-    return candidate if candidate.is_file() else None
-
-
 def image_plan(
     pipeline: LoadedPipeline,
     env: str,
@@ -319,46 +156,29 @@ def image_plan(
     step_name: str | None = None,
     window: TimeWindow | None = None,
 ) -> ContainerImagePlan:
-    """The runtime of the pipeline's notebooks: the container-image step named `step_name`,
-    or the one upstream of the notebook step `step_name`, or the pipeline's first one; with
-    none, `python3` + the model's requirements.txt (if present)."""
-    image = _image_step_for(pipeline, step_name)
-    model_dir = _model_dir(pipeline, paths)
-    if image is not None:
-        files = pipeline.files.get(image.name)
-        kernel = image.kernel
-        requirements = getattr(files, "requirements_file", None) if files is not None else None
-        dockerfile = getattr(files, "dockerfile", None) if files is not None else None
-        if files is not None and getattr(files, "model_dir", None) is not None:
-            model_dir = Path(files.model_dir)
-        run_step = image.name
-    else:
-        kernel = DEFAULT_KERNEL
-        candidate = model_dir / DEFAULT_REQUIREMENTS
-        requirements = candidate if pipeline.config.model_name and candidate.is_file() else None
-        dockerfile = None
-        run_step = step_name or "ecr_container_creation"
-    if dockerfile is None:
-        dockerfile = _default_dockerfile(paths, kernel)
+    """The runtime of the pipeline's notebooks: the image of the container-image step
+    named `step_name`, or the one the step `step_name` runs in, or the pipeline's first
+    one; with none, the default image (see `images.py`)."""
+    image = image_files(pipeline, paths, step_name)
     return ContainerImagePlan(
-        run=_run(pipeline, run_step, env, window),
-        kernel=kernel,
-        model_dir=model_dir,
-        requirements_file=requirements,
-        dockerfile=dockerfile,
-        content_hash=image_version(kernel, requirements, dockerfile),
-        image_name=f"{pipeline.config.pipeline_id}-{kernel}",
+        run=_run(pipeline, image.step_name, env, window),
+        kernel=image.kernel,
+        model_dir=image.model_dir,
+        requirements_file=image.requirements_file,
+        dockerfile=image.dockerfile,
+        content_hash=image_version(image.kernel, image.requirements_file, image.dockerfile),
+        image_name=f"{pipeline.config.pipeline_id}-{image.kernel}",
     )
 
 
-# ---------------------------------------------------------------- one resolver per step kind
+# ---------------------------------------------------------------- one planner per step kind
 
 
-def _plan_image(r: _Resolver) -> ContainerImagePlan:
+def plan_container_image(r: Resolver) -> ContainerImagePlan:
     return image_plan(r.pipeline, r.env, r.paths, step_name=r.step.name, window=r.window)
 
 
-def _plan_notebook(r: _Resolver) -> NotebookPlan:
+def plan_notebook(r: Resolver) -> NotebookPlan:
     step: NotebookStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     if files.main is None:
@@ -383,7 +203,7 @@ def _plan_notebook(r: _Resolver) -> NotebookPlan:
     )
 
 
-def _plan_glue(r: _Resolver) -> GluePlan:
+def plan_glue(r: Resolver) -> GluePlan:
     step: GlueStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     details = step.Details
@@ -412,7 +232,7 @@ def _plan_glue(r: _Resolver) -> GluePlan:
     )
 
 
-def _plan_python(r: _Resolver) -> PythonScriptPlan:
+def plan_python_script(r: Resolver) -> PythonScriptPlan:
     files = _files(r.pipeline, r.step.name)
     return PythonScriptPlan(
         run=r.run,
@@ -424,7 +244,7 @@ def _plan_python(r: _Resolver) -> PythonScriptPlan:
     )
 
 
-def _plan_sql(r: _Resolver) -> SqlPlan:
+def plan_sql(r: Resolver) -> SqlPlan:
     step: SqlStep = r.step  # type: ignore[assignment]
     files = _files(r.pipeline, step.name)
     parameters = r.parameters
@@ -446,7 +266,7 @@ def _plan_sql(r: _Resolver) -> SqlPlan:
     return SqlPlan(run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {}))
 
 
-def _plan_external(r: _Resolver) -> ExternalWaitPlan:
+def plan_external_wait(r: Resolver) -> ExternalWaitPlan:
     details = r.step.external_dag_details  # type: ignore[attr-defined]
     return ExternalWaitPlan(
         run=r.run,
@@ -460,14 +280,14 @@ def _plan_external(r: _Resolver) -> ExternalWaitPlan:
     )
 
 
-# One resolver per step kind (adding a kind = adding one entry).
-PLANNERS: dict[StepKind, Callable[[_Resolver], Any]] = {
-    StepKind.CONTAINER_IMAGE: _plan_image,
-    StepKind.NOTEBOOK: _plan_notebook,
-    StepKind.GLUE: _plan_glue,
-    StepKind.PYTHON_SCRIPT: _plan_python,
-    StepKind.SQL: _plan_sql,
-    StepKind.EXTERNAL_WAIT: _plan_external,
+# One planner per step kind (adding a kind = adding one entry).
+PLANNERS: dict[StepKind, Callable[[Resolver], Plan]] = {
+    StepKind.CONTAINER_IMAGE: plan_container_image,
+    StepKind.NOTEBOOK: plan_notebook,
+    StepKind.GLUE: plan_glue,
+    StepKind.PYTHON_SCRIPT: plan_python_script,
+    StepKind.SQL: plan_sql,
+    StepKind.EXTERNAL_WAIT: plan_external_wait,
 }
 
 
@@ -489,127 +309,10 @@ def plan_step(
     storage_root: Path | None,
     now: datetime | None = None,
 ) -> Plan:
-    """The plan of one step for (env, window). `storage_root` (LOCAL's S3 mirror) defaults
-    to `<project>/.ml_pipelines/storage`; `now` sets "today" for an unpartitioned run.
+    """The plan of one step for (env, window); `storage_root` and `now` as in `Resolver`.
 
     Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
     message naming the step."""
     step = pipeline.config.step(step_name)
-    resolver = _Resolver(pipeline, step, env.upper(), window, paths, variables, storage_root, now)
+    resolver = Resolver(pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now)
     return PLANNERS[step.kind](resolver)
-
-
-# ---------------------------------------------------------------- plan as JSON
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return value.value
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def _storage_of(plan: Any) -> dict[str, Any]:
-    """Input and output locations; None where the layout defines none (a Glue or Python
-    script writes where its parameters say; SQL writes to the warehouse)."""
-    if isinstance(plan, NotebookPlan):
-        return {"input": plan.input_uri, "output": plan.output_uri}
-    if isinstance(plan, GluePlan):
-        return {
-            "input": plan.input_uri,
-            "output": None,
-            "base": plan.base_uri,
-            "lib": plan.lib_uri,
-            "jar": plan.jar_uri,
-            "temp": plan.temp_uri,
-            **plan.common_input_uris,
-        }
-    return {"input": None, "output": None}
-
-
-def _pipeline(project: Project, pipeline_id: str) -> LoadedPipeline:
-    for pipeline in project.pipelines:
-        if pipeline.config.pipeline_id == pipeline_id:
-            return pipeline
-    known = sorted(p.config.pipeline_id for p in project.pipelines)
-    close = difflib.get_close_matches(pipeline_id, known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else (f"; known: {', '.join(known)}" if known else "")
-    raise PlanError(f"unknown pipeline {pipeline_id!r}{hint}")
-
-
-def plan_as_dict(
-    project: Project,
-    pipeline_id: str,
-    env: str,
-    logical_date: date | None,
-    *,
-    storage_root: Path | None = None,
-    variables: Variables | None = None,
-) -> dict[str, Any]:
-    """JSON-able plan of a whole pipeline for `env` and `logical_date` (default: today, UTC),
-    in the order the steps run. Each step: name, kind, asset_key, deps, code_version,
-    parameters (resolved), templates (rendered), storage ({input, output...} URIs), and the
-    fields of its plan (paths as text; `run` left out)."""
-    env = env.upper()
-    pipeline = _pipeline(project, pipeline_id)
-    config = pipeline.config
-    paths = project.paths
-    day = logical_date or datetime.now(timezone.utc).date()
-    window = window_for(config.schedule_interval, config.default_args.start_date, day)
-    now = _midnight(day)
-    variables = variables if variables is not None else load_variables(paths.model_configs, env)
-    order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
-    steps = []
-    for name in order:
-        step = config.step(name)
-        entry: dict[str, Any] = {
-            "name": name,
-            "kind": step.kind.value,
-            "asset_key": [config.pipeline_id, name],
-            "deps": [[config.pipeline_id, up] for up in step.upstream_task_name],
-            "code_version": step_code_version(pipeline, name, paths),
-        }
-        if is_noop_step(pipeline, name):
-            entry.update(noop=True, parameters={}, templates={}, storage={"input": None, "output": None})
-            steps.append(entry)
-            continue
-        resolver = _Resolver(pipeline, step, env, window, paths, variables, storage_root, now)
-        plan = PLANNERS[step.kind](resolver)
-        if isinstance(plan, NotebookPlan):
-            parameters: dict[str, Any] = plan.parameters
-        elif step.kind in (StepKind.EXTERNAL_WAIT, StepKind.CONTAINER_IMAGE):
-            parameters = {}
-        else:
-            parameters = resolver.parameters
-        entry.update(
-            noop=False,
-            parameters=_jsonable(parameters),
-            templates=_jsonable(resolver.templates),
-            storage=_storage_of(plan),
-        )
-        for key, value in _jsonable(plan).items():
-            if key != "run":
-                entry.setdefault(key, value)
-        steps.append(entry)
-    return {
-        "pipeline_id": config.pipeline_id,
-        "env": env,
-        "schedule": config.schedule_interval,
-        "logical_date": day.isoformat(),
-        "window": None if window is None else {"start": window.start.isoformat(), "end": window.end.isoformat()},
-        "config_file": paths.rel(Path(pipeline.source)),
-        "steps": steps,
-    }

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ml_pipelines.config.schema import ContainerImageStep, StepKind
+from ml_pipelines.plan.images import image_files
 
 if TYPE_CHECKING:
     from ml_pipelines.config.file_cache import FileCache
@@ -183,6 +184,12 @@ def image_version(kernel: str, requirements_file: Path | None, dockerfile: Path 
     )
 
 
+def _image_version_of(pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths) -> str:
+    """The version of the image the step `step_name` is or runs in."""
+    image = image_files(pipeline, paths, step_name)
+    return image_version(image.kernel, image.requirements_file, image.dockerfile)
+
+
 def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
     # pydantic's JSON (fields in schema order, mappings in file order): fast at load time
     dump = step.model_dump_json(by_alias=True, exclude={"upstream_task_name"})
@@ -219,12 +226,8 @@ def step_code_version(pipeline: LoadedPipeline, step_name: str, paths: ProjectPa
     files = pipeline.files.get(step_name)
     root = os.path.join(os.fspath(paths.root), "") if paths is not None else None
     if isinstance(step, ContainerImageStep):
-        from ml_pipelines.plan.resolve import image_plan
-
-        return image_plan(pipeline, "LOCAL", paths, step_name=step_name).content_hash
+        return _image_version_of(pipeline, step_name, paths)
     parts = ["step-v1", _step_config_json(pipeline, step), *_file_entries(files, root)]
     if step.kind == StepKind.NOTEBOOK:
-        from ml_pipelines.plan.resolve import image_plan
-
-        parts.append("image\0" + image_plan(pipeline, "LOCAL", paths, step_name=step_name).content_hash)
+        parts.append("image\0" + _image_version_of(pipeline, step_name, paths))
     return _short(parts)

@@ -17,6 +17,7 @@ from ml_pipelines import cli
 from .conftest import FORECAST, PROJECT_OK, FixtureProject
 
 SCRIPT = Path(sys.executable).parent / "ml-pipelines"
+REPO = Path(__file__).resolve().parents[2]  # the repo is an example project
 ERROR_LINE = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<key>[^:]+): (?P<message>.+)$")
 
 
@@ -146,7 +147,6 @@ def test_plan_bad_date() -> None:
 
 
 def test_plan_prints_the_resolved_pipeline() -> None:
-    pytest.importorskip("ml_pipelines.plan.resolve")
     result = run("--project-dir", str(PROJECT_OK), "plan", "demo_forecast_Daily", "--date", "2024-05-01")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
@@ -155,23 +155,39 @@ def test_plan_prints_the_resolved_pipeline() -> None:
     assert {s["name"] for s in plan["steps"]} >= {"write_to_snowflake", "glue_job_processing_script"}
 
 
-def test_plan_calls_plan_as_dict_with_the_project_env_and_date(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_stores_where_a_run_does(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run(
+        "--project-dir", str(REPO), "plan", "max_ds_ViewershipFeatures", "--date", "2024-01-05",
+        env={"ML_PIPELINES_HOME": str(home)},
+    )
+    assert result.returncode == 0, result.stderr
+    steps = {s["name"]: s for s in json.loads(result.stdout)["steps"]}
+    raw_path = steps["python_script_land_raw_events"]["parameters"]["raw_path"]  # s3:// in DEV, mapped in LOCAL
+    assert raw_path == str(home.resolve() / "storage" / "datascience-ml-pipelines-dev" / "viewership" / "raw_events")
+    assert ".ml_pipelines" not in result.stdout
+
+
+def test_plan_calls_plan_as_dict_with_the_run_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import datetime
-    import types
+
+    from ml_pipelines import cli_plan
 
     calls = []
-    fake = types.ModuleType("ml_pipelines.plan.resolve")
 
-    def plan_as_dict(project, pipeline_id, env, logical_date):
-        calls.append((project.paths.root, pipeline_id, env, logical_date))
+    def plan_as_dict(project, pipeline_id, env, logical_date, *, storage_root):
+        calls.append((project.paths.root, pipeline_id, env, logical_date, storage_root))
         return {"pipeline_id": pipeline_id, "when": logical_date}
 
-    fake.plan_as_dict = plan_as_dict
-    monkeypatch.setitem(sys.modules, "ml_pipelines.plan.resolve", fake)
+    monkeypatch.setattr(cli_plan, "plan_as_dict", plan_as_dict)
+    monkeypatch.delenv("ML_PIPELINES_STORAGE_ROOT", raising=False)
+    monkeypatch.setenv("ML_PIPELINES_HOME", str(tmp_path))
     code, out, err = main("--project-dir", str(PROJECT_OK), "--env", "BETA", "plan", "demo_dap_testing", "--date", "2024-02-29")
     assert code == 0, err
-    assert calls == [(PROJECT_OK.resolve(), "demo_dap_testing", "BETA", datetime.date(2024, 2, 29))]
+    assert calls == [(PROJECT_OK.resolve(), "demo_dap_testing", "BETA", datetime.date(2024, 2, 29), None)]  # real S3
     assert json.loads(out) == {"pipeline_id": "demo_dap_testing", "when": "2024-02-29"}
+    main("--project-dir", str(PROJECT_OK), "plan", "demo_dap_testing", "--date", "2024-02-29")
+    assert calls[-1][2:] == ("LOCAL", datetime.date(2024, 2, 29), tmp_path.resolve() / "storage")
 
 
 def test_internal_errors_are_one_line_never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,8 @@ from ml_pipelines.config.parameters import ParameterFileError
 from ml_pipelines.config.schema import BucketConfig
 from ml_pipelines.config.templates import TemplateRenderError
 from ml_pipelines.config.variables import Variables, load_variables
-from ml_pipelines.plan import PlanError, image_plan, is_noop_step, plan_as_dict, plan_step, step_code_version, window_for
+from ml_pipelines.cli_plan import plan_as_dict
+from ml_pipelines.plan import PlanError, image_plan, is_noop_step, plan_step, step_code_version, window_for
 from ml_pipelines.plan.model import (
     ContainerImagePlan,
     ExternalWaitPlan,
@@ -66,9 +67,9 @@ def test_notebook_local(project_root, load, tmp_path):
     assert p.image.image_name == f"{PIPELINE_ID}-python3"
 
 
-def test_notebook_default_storage_root_is_under_the_project(project_root, load):
-    p = plan(load(project_root, "LOCAL"), NOTEBOOK, "LOCAL")
-    assert p.parameters["input_path"] == str(project_root.resolve() / ".ml_pipelines" / "storage" / "dev-data" / "in") + "/"
+def test_local_needs_a_storage_root(project_root, load):
+    with pytest.raises(PlanError, match=f"step {NOTEBOOK} of {PIPELINE_ID}: LOCAL needs a storage root"):
+        plan(load(project_root, "LOCAL"), NOTEBOOK, "LOCAL", storage_root=None)
 
 
 @pytest.mark.parametrize("env, bucket", [("DEV", "dev-bucket"), ("BETA", "beta-bucket"), ("PROD", "prod-bucket")])
@@ -103,9 +104,9 @@ def test_model_bucket_rules():
             model_bucket(buckets, env, where="s")
 
 
-def test_notebook_without_image_step_local_section_and_default_bucket(project_root, load):
+def test_notebook_without_image_step_local_section_and_default_bucket(project_root, load, tmp_path):
     project = load(project_root, "LOCAL")
-    p = plan(project, "sagemaker_notebook_job_processing_script_v2", "LOCAL", pipeline_id="ds_noimage_run")
+    p = plan(project, "sagemaker_notebook_job_processing_script_v2", "LOCAL", pipeline_id="ds_noimage_run", storage_root=tmp_path)
     assert p.input_uri == f"s3://{LOCAL_DEFAULT_BUCKET}/sagemaker-models-local/demo/Forecast/input/"
     assert p.parameter_file.name == "local_params.json"
     assert p.parameters == {"x": 1, "where": "/tmp/x", "ENV": "LOCAL"}  # LOCAL section, as written
@@ -317,7 +318,7 @@ def test_unpartitioned_run_uses_now(project_root, load):
 # -- plan_as_dict ----------------------------------------------------------------------------
 def test_plan_as_dict(project_root, load):
     project = load(project_root, "DEV")
-    out = plan_as_dict(project, PIPELINE_ID, "dev", date(2024, 1, 31))
+    out = plan_as_dict(project, PIPELINE_ID, "dev", date(2024, 1, 31), storage_root=None)
     text = json.dumps(out)  # JSON-serialisable
     assert json.loads(text) == out
     assert out["pipeline_id"] == PIPELINE_ID and out["env"] == "DEV" and out["schedule"] == "0 6 * * *"
@@ -350,7 +351,7 @@ def test_plan_as_dict(project_root, load):
 
 
 def test_plan_as_dict_unpartitioned_uses_the_date(project_root, load):
-    out = plan_as_dict(load(project_root, "DEV"), "ds_adhoc_run", "DEV", date(2022, 2, 2))
+    out = plan_as_dict(load(project_root, "DEV"), "ds_adhoc_run", "DEV", date(2022, 2, 2), storage_root=None)
     assert out["window"] is None and out["schedule"] is None
     steps = {s["name"]: s for s in out["steps"]}
     assert steps[NOTEBOOK]["noop"] is True
@@ -360,4 +361,4 @@ def test_plan_as_dict_unpartitioned_uses_the_date(project_root, load):
 
 def test_plan_as_dict_unknown_pipeline(project_root, load):
     with pytest.raises(PlanError, match="did you mean ds_demo_daily"):
-        plan_as_dict(load(project_root, "DEV"), "ds_demo_dialy", "DEV", None)
+        plan_as_dict(load(project_root, "DEV"), "ds_demo_dialy", "DEV", None, storage_root=None)
