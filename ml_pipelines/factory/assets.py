@@ -20,6 +20,7 @@ from dagster import (
     AssetSpec,
     Backoff,
     Failure,
+    In,
     MaterializeResult,
     Nothing,
     OpDefinition,
@@ -152,15 +153,18 @@ def _step_asset(
         yield run_step(context, pipeline, name, settings)
 
     output = spec.key.to_python_identifier()
+    # A Nothing input per upstream asset: in a run, the op waits for its upstream steps.
+    inputs = {dep.asset_key.to_python_identifier(): dep.asset_key for dep in spec.deps}
     op = OpDefinition(
         compute_fn=compute,
         name=output,
+        ins={name: In(Nothing) for name in inputs},
         outs={output: Out(Nothing, code_version=spec.code_version)},
         retry_policy=retry_policy,
         required_resource_keys={resource_key},
         tags={PIPELINE_TAG: pipeline.config.pipeline_id},
     )
-    return AssetsDefinition(node_def=op, keys_by_output_name={output: spec.key}, specs=[spec])
+    return AssetsDefinition(node_def=op, keys_by_input_name=inputs, keys_by_output_name={output: spec.key}, specs=[spec])
 
 
 def _window(context: AssetExecutionContext) -> TimeWindow | None:
