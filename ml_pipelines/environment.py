@@ -90,7 +90,7 @@ def build_executor(settings: Settings) -> ExecutorDefinition:
 
 
 def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any]:
-    """Step backends for the environment, keyed as ml_pipelines.steps.RESOURCE_KEYS."""
+    """Step backends for the environment, keyed as `steps.registry.RESOURCE_KEYS`."""
     if settings.env != "LOCAL":
         raise ValueError(
             f"ML_PIPELINES_ENV={settings.env}: the AWS backends (SageMaker, Glue, CodeBuild/ECR, S3, "
@@ -104,11 +104,21 @@ def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any
     from ml_pipelines.local.warehouse import LocalWarehouse
 
     home, storage = str(settings.home), str(settings.storage_root)
-    return {
+    return _checked({
         "storage": LocalStorage(root=storage),
         "container_images": LocalContainerImages(home=home),
         "notebooks": LocalNotebooks(home=home, storage_root=storage),
         "glue": LocalGlue(home=home, storage_root=storage),
         "python_scripts": LocalPythonScripts(home=home),
         "warehouse": LocalWarehouse(home=home, storage_root=storage, stages=dict(stages)),
-    }
+    })
+
+
+def _checked(resources: dict[str, Any]) -> dict[str, Any]:
+    """Every resource the step kinds need is bound, to an implementation of its interface."""
+    from ml_pipelines.steps.registry import RESOURCE_KEYS
+
+    for key, interface in RESOURCE_KEYS.items():
+        if not isinstance(resources.get(key), interface):
+            raise TypeError(f"resource {key!r} must be a {interface.__name__}, got {type(resources.get(key)).__name__}")
+    return resources

@@ -356,16 +356,6 @@ _HINTS = {
     "start_date": "write a date like 2020-08-04",
 }
 
-_KIND_NAMES = {
-    "container_image": "container image",
-    "notebook": "notebook",
-    "sql": "SQL",
-    "glue": "Glue",
-    "python_script": "Python script",
-    "external_wait": "external wait",
-}
-
-
 def _step_kind_message(item: Any) -> str:
     prefixes = [p for p, _ in NAME_PREFIXES]
     if not isinstance(item, dict):
@@ -404,7 +394,7 @@ def _message(err: dict[str, Any], located: _Located, raw_item: Any) -> str:
         suggestion = did_you_mean(key, allowed)
         where = ""
         if located.step_class is not None and len(located.path) == 3:
-            where = f" for a {_KIND_NAMES.get(located.step_class.kind.value, located.step_class.kind.value)} step"
+            where = f" for a {located.step_class.label} step"
         if suggestion:
             return f"unknown key {key!r}{where}{suggestion}"
         return f"unknown key {key!r}{where}; allowed keys: {', '.join(allowed)}"

@@ -21,17 +21,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from ml_pipelines.config.schema import (
     ContainerImageStep,
-    ExternalWaitStep,
     GlueStep,
     NotebookStep,
     PipelineConfig,
     PythonScriptStep,
     SqlStep,
     StepBase,
+    StepKind,
 )
 
 PROJECT_DIR_ENV = "ML_PIPELINES_PROJECT_DIR"
@@ -359,103 +359,119 @@ def _container_files(look: _Lookup, pipeline: PipelineConfig, step: ContainerIma
     return StepFiles(model_dir=model_dir, requirements_file=requirements, dockerfile=dockerfile_or_none)
 
 
-def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFiles:
+def _no_files(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFiles:
+    return StepFiles()
+
+
+def _notebook_files(look: _Lookup, pipeline: PipelineConfig, step: NotebookStep) -> StepFiles:
     paths = look.paths
-    if isinstance(step, ExternalWaitStep):
+    requirements = dockerfile = None
+    container = container_step_for(pipeline, step)
+    if container is not None:
+        inner = _Lookup(paths, container, fs=look.fs)
+        cfiles = _container_files(inner, pipeline, container)
+        requirements, dockerfile = cfiles.requirements_file, cfiles.dockerfile
+    if not step.notebook_name.strip():
+        return StepFiles(requirements_file=requirements, dockerfile=dockerfile)  # no notebook: nothing to run
+    model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "notebook")
+    if model_dir is None:
         return StepFiles()
+    notebook = look.named_file(model_dir, step.notebook_name, ".ipynb", ("notebook_name",), "notebook")
+    params = look.params(model_dir, step)
+    return StepFiles(
+        model_dir=model_dir,
+        main=notebook,
+        parameter_file=params,
+        requirements_file=requirements,
+        lib_dir=look.dir(model_dir, "lib"),
+        dockerfile=dockerfile,
+    )
 
-    if isinstance(step, ContainerImageStep):
-        return _container_files(look, pipeline, step)
 
-    if isinstance(step, NotebookStep):
-        requirements = dockerfile = None
-        container = container_step_for(pipeline, step)
-        if container is not None:
-            inner = _Lookup(paths, container, fs=look.fs)
-            cfiles = _container_files(inner, pipeline, container)
-            requirements, dockerfile = cfiles.requirements_file, cfiles.dockerfile
-        if not step.notebook_name.strip():
-            return StepFiles(requirements_file=requirements, dockerfile=dockerfile)  # no notebook: nothing to run
-        model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "notebook")
-        if model_dir is None:
+def _sql_files(look: _Lookup, pipeline: PipelineConfig, step: SqlStep) -> StepFiles:
+    paths = look.paths
+    if step.model_type == "glue":
+        model_dir = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "SQL, model_type glue")
+    else:
+        model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "SQL")
+    if model_dir is None:
+        return StepFiles()
+    pipeline_dir = look.fs.child(model_dir, "pipeline")
+    sql_files = []
+    for i, name in enumerate(step.sql_file_names):
+        found = look.named_file(pipeline_dir, name, ".sql", ("sql_file_names", i), "SQL file")
+        if found is not None:
+            sql_files.append(found)
+    return StepFiles(model_dir=model_dir, sql_files=tuple(sql_files))
+
+
+def _glue_files(look: _Lookup, pipeline: PipelineConfig, step: GlueStep) -> StepFiles:
+    paths = look.paths
+    d = step.Details
+    script = look.safe_name(d.script_name, ("Details", "script_name"), "script_name")
+    if script is None:
+        return StepFiles()
+    if d.script_loc == "common":
+        common = paths.glue_common
+        main = look.named_file(common, script, ".py", ("Details", "script_name"), "common Glue script")
+        model_dir = look.fs.child(common, script.removesuffix(".py"))
+        py_files = look.files(model_dir, "*.py") + look.files(look.fs.child(model_dir, "py_files"), "*.py")
+    else:
+        folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model")
+        if folder is None:
             return StepFiles()
-        notebook = look.named_file(model_dir, step.notebook_name, ".ipynb", ("notebook_name",), "notebook")
-        params = look.params(model_dir, step)
-        return StepFiles(
-            model_dir=model_dir,
-            main=notebook,
-            parameter_file=params,
-            requirements_file=requirements,
-            lib_dir=look.dir(model_dir, "lib"),
-            dockerfile=dockerfile,
-        )
+        model_dir = folder
+        main = look.named_file(model_dir, script, ".py", ("Details", "script_name"), "Glue script")
+        py_files = ()
+    params, requirements = look.params_and_requirements(model_dir, d, ("Details",))
+    return StepFiles(
+        model_dir=model_dir,
+        main=main,
+        parameter_file=params,
+        requirements_file=requirements,
+        lib_dir=look.dir(model_dir, "lib"),
+        jars=look.files(look.fs.child(model_dir, "jars"), "*.jar"),
+        py_files=py_files,
+    )
 
-    if isinstance(step, SqlStep):
+
+def _python_script_files(look: _Lookup, pipeline: PipelineConfig, step: PythonScriptStep) -> StepFiles:
+    paths = look.paths
+    script = look.safe_name(step.script_name, ("script_name",), "script_name")
+    if script is None:
+        return StepFiles()
+    if step.script_loc == "common":
+        main = look.named_file(paths.py_models, script, ".py", ("script_name",), "common Python script")
+        model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
+    else:
         if step.model_type == "glue":
-            model_dir = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "SQL, model_type glue")
+            folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue")
         else:
-            model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "SQL")
-        if model_dir is None:
+            folder = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "Python script")
+        if folder is None:
             return StepFiles()
-        pipeline_dir = look.fs.child(model_dir, "pipeline")
-        sql_files = []
-        for i, name in enumerate(step.sql_file_names):
-            found = look.named_file(pipeline_dir, name, ".sql", ("sql_file_names", i), "SQL file")
-            if found is not None:
-                sql_files.append(found)
-        return StepFiles(model_dir=model_dir, sql_files=tuple(sql_files))
+        model_dir = folder
+        main = look.named_file(look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script")
+    params, requirements = look.params_and_requirements(model_dir, step)
+    return StepFiles(
+        model_dir=model_dir,
+        main=main,
+        parameter_file=params,
+        requirements_file=requirements,
+        lib_dir=look.dir(model_dir, "lib"),
+    )
 
-    if isinstance(step, GlueStep):
-        d = step.Details
-        script = look.safe_name(d.script_name, ("Details", "script_name"), "script_name")
-        if script is None:
-            return StepFiles()
-        if d.script_loc == "common":
-            common = paths.glue_common
-            main = look.named_file(common, script, ".py", ("Details", "script_name"), "common Glue script")
-            model_dir = look.fs.child(common, script.removesuffix(".py"))
-            py_files = look.files(model_dir, "*.py") + look.files(look.fs.child(model_dir, "py_files"), "*.py")
-        else:
-            folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model")
-            if folder is None:
-                return StepFiles()
-            model_dir = folder
-            main = look.named_file(model_dir, script, ".py", ("Details", "script_name"), "Glue script")
-            py_files = ()
-        params, requirements = look.params_and_requirements(model_dir, d, ("Details",))
-        return StepFiles(
-            model_dir=model_dir,
-            main=main,
-            parameter_file=params,
-            requirements_file=requirements,
-            lib_dir=look.dir(model_dir, "lib"),
-            jars=look.files(look.fs.child(model_dir, "jars"), "*.jar"),
-            py_files=py_files,
-        )
 
-    if isinstance(step, PythonScriptStep):
-        script = look.safe_name(step.script_name, ("script_name",), "script_name")
-        if script is None:
-            return StepFiles()
-        if step.script_loc == "common":
-            main = look.named_file(paths.py_models, script, ".py", ("script_name",), "common Python script")
-            model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
-        else:
-            if step.model_type == "glue":
-                folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue")
-            else:
-                folder = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "Python script")
-            if folder is None:
-                return StepFiles()
-            model_dir = folder
-            main = look.named_file(look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script")
-        params, requirements = look.params_and_requirements(model_dir, step)
-        return StepFiles(
-            model_dir=model_dir,
-            main=main,
-            parameter_file=params,
-            requirements_file=requirements,
-            lib_dir=look.dir(model_dir, "lib"),
-        )
+# The files each step kind uses, by kind (one entry per kind).
+STEP_FILES: dict[StepKind, Callable[[_Lookup, PipelineConfig, Any], StepFiles]] = {
+    StepKind.CONTAINER_IMAGE: _container_files,
+    StepKind.NOTEBOOK: _notebook_files,
+    StepKind.SQL: _sql_files,
+    StepKind.GLUE: _glue_files,
+    StepKind.PYTHON_SCRIPT: _python_script_files,
+    StepKind.EXTERNAL_WAIT: _no_files,
+}
 
-    return StepFiles()  # pragma: no cover - every kind is handled above
+
+def _resolve(look: _Lookup, pipeline: PipelineConfig, step: StepBase) -> StepFiles:
+    return STEP_FILES[step.kind](look, pipeline, step)

@@ -133,7 +133,16 @@ Templates = Annotated[dict[str, Text], BeforeValidator(_empty_if_none)]
 
 
 class StepBase(Model):
+    """A step of a pipeline. Each kind's config facts are class attributes of its model:
+    `name_prefix` (how the old generator recognised it by name; None: by `type`), `label`
+    (in messages), `pipeline_keys` (pipeline keys that choose its files or target, part of
+    its code version), `runs_in_image` (it executes in the pipeline's container image)."""
+
     kind: ClassVar[StepKind]
+    name_prefix: ClassVar[str | None]
+    label: ClassVar[str]
+    pipeline_keys: ClassVar[tuple[str, ...]] = ()
+    runs_in_image: ClassVar[bool] = False
 
     name: str = Field(min_length=1, description="Step name, unique in the pipeline; the asset key's last part.")
     type: OptionalStr = Field(
@@ -158,6 +167,9 @@ class ContainerImageStep(StepBase):
     """`ecr_container_creation`: the runtime (image) the pipeline's notebooks execute in."""
 
     kind: ClassVar[StepKind] = StepKind.CONTAINER_IMAGE
+    name_prefix: ClassVar[str | None] = "ecr_container_creation"
+    label: ClassVar[str] = "container image"
+    pipeline_keys: ClassVar[tuple[str, ...]] = ("model_name",)
     kernel: Annotated[Literal[KERNELS], BeforeValidator(_lower_or_default("python3"))] = Field(  # type: ignore[valid-type]
         "python3", description="Base kernel image."
     )
@@ -176,6 +188,10 @@ class NotebookStep(StepBase):
     """`sagemaker_notebook_job_processing_script*`: a notebook executed with papermill."""
 
     kind: ClassVar[StepKind] = StepKind.NOTEBOOK
+    name_prefix: ClassVar[str | None] = "sagemaker_notebook_job_processing_script"
+    label: ClassVar[str] = "notebook"
+    pipeline_keys: ClassVar[tuple[str, ...]] = ("model_name",)
+    runs_in_image: ClassVar[bool] = True
     notebook_name: Text = Field("", description="Notebook in the model folder, with or without .ipynb; empty = none.")
     param_file_name: OptionalStr = Field(None, description="Parameter file, with or without .json; default parameters.json.")
     Details: Annotated[NotebookDetails, BeforeValidator(_empty_if_none)] = Field(default_factory=NotebookDetails)
@@ -186,6 +202,9 @@ class SqlStep(StepBase):
     """`write_to_snowflake*`: SQL files from the model's pipeline/ folder, run in order."""
 
     kind: ClassVar[StepKind] = StepKind.SQL
+    name_prefix: ClassVar[str | None] = "write_to_snowflake"
+    label: ClassVar[str] = "SQL"
+    pipeline_keys: ClassVar[tuple[str, ...]] = ("schema", "model_name", "glue_model_name")
     model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(_lower_or_default("sagemaker"))] = Field(
         "sagemaker", description="Which model folder's pipeline/ holds the SQL files."
     )
@@ -227,6 +246,9 @@ class GlueStep(StepBase):
     """`glue_job_processing_script*`: a PySpark script run as a Glue job."""
 
     kind: ClassVar[StepKind] = StepKind.GLUE
+    name_prefix: ClassVar[str | None] = "glue_job_processing_script"
+    label: ClassVar[str] = "Glue"
+    pipeline_keys: ClassVar[tuple[str, ...]] = ("glue_model_name",)
     Details: GlueDetails = Field(description="script_name, script_loc (required); workers, files.")
     BucketIOConfig: BucketsByEnv = Field(default_factory=dict, description="Model bucket per environment.")
 
@@ -251,6 +273,8 @@ class ExternalWaitStep(StepBase):
     """`type: ExternalTaskSensor`: waits on another pipeline (or one of its steps)."""
 
     kind: ClassVar[StepKind] = StepKind.EXTERNAL_WAIT
+    name_prefix: ClassVar[str | None] = None
+    label: ClassVar[str] = "external wait"
     external_dag_details: ExternalDagDetails
 
 
@@ -258,6 +282,9 @@ class PythonScriptStep(StepBase):
     """`python_script*`: a plain Python script run with --key value arguments."""
 
     kind: ClassVar[StepKind] = StepKind.PYTHON_SCRIPT
+    name_prefix: ClassVar[str | None] = "python_script"
+    label: ClassVar[str] = "Python script"
+    pipeline_keys: ClassVar[tuple[str, ...]] = ("model_name", "glue_model_name")
     model_type: Annotated[Literal["sagemaker", "glue"], BeforeValidator(_lower_or_default("sagemaker"))] = "sagemaker"
     script_loc: Annotated[Literal["model", "common"], BeforeValidator(_lower_or_default("model"))] = Field(
         "model", description="model: <model folder>/python_scripts/; common: Py_Models/."
@@ -267,14 +294,18 @@ class PythonScriptStep(StepBase):
     requirements_file_name: OptionalStr = None
 
 
-# name prefix -> kind; the old generator recognised steps by these names.
-NAME_PREFIXES: tuple[tuple[str, StepKind], ...] = (
-    ("ecr_container_creation", StepKind.CONTAINER_IMAGE),
-    ("sagemaker_notebook_job_processing_script", StepKind.NOTEBOOK),
-    ("write_to_snowflake", StepKind.SQL),
-    ("glue_job_processing_script", StepKind.GLUE),
-    ("python_script", StepKind.PYTHON_SCRIPT),
+# Every step kind's config model; adding a kind adds its model here (and to steps/registry.py).
+STEP_MODELS: tuple[type[StepBase], ...] = (
+    ContainerImageStep,
+    NotebookStep,
+    SqlStep,
+    GlueStep,
+    PythonScriptStep,
+    ExternalWaitStep,
 )
+STEP_MODEL_BY_KIND: dict[StepKind, type[StepBase]] = {m.kind: m for m in STEP_MODELS}
+# name prefix -> kind; the old generator recognised steps by these names.
+NAME_PREFIXES: tuple[tuple[str, StepKind], ...] = tuple((m.name_prefix, m.kind) for m in STEP_MODELS if m.name_prefix)
 
 
 def step_kind_of(raw: Any) -> str | None:
@@ -293,14 +324,7 @@ def step_kind_of(raw: Any) -> str | None:
 
 
 Step = Annotated[
-    Union[
-        Annotated[ContainerImageStep, Tag(StepKind.CONTAINER_IMAGE.value)],
-        Annotated[NotebookStep, Tag(StepKind.NOTEBOOK.value)],
-        Annotated[SqlStep, Tag(StepKind.SQL.value)],
-        Annotated[GlueStep, Tag(StepKind.GLUE.value)],
-        Annotated[PythonScriptStep, Tag(StepKind.PYTHON_SCRIPT.value)],
-        Annotated[ExternalWaitStep, Tag(StepKind.EXTERNAL_WAIT.value)],
-    ],
+    Union[tuple(Annotated[m, Tag(m.kind.value)] for m in STEP_MODELS)],  # type: ignore[misc]
     Discriminator(
         step_kind_of,
         custom_error_type="unknown_step_kind",

@@ -12,6 +12,7 @@ from ml_pipelines.factory.assets import is_time_partitioned, pipeline_definition
 from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
+from ml_pipelines.steps.registry import spec_of
 from ml_pipelines.plan.versions import snapshot
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def assets_and_schedules(project: Project, settings: Settings, sinks, assets: li
         start = config.default_args.start_date
         partitions_def = partitions_for(cron, start) if start else None
         pid = config.pipeline_id
-        keys = [step_key(pid, t.name) for t in config.tasks if t.kind.value != "external_wait"]
+        keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).resource_key is not None]
         # A partition is done when the pipeline's last time-partitioned steps have it.
         done_keys = [step_key(pid, t.name) for t in config.tasks
                      if is_time_partitioned(t) and step_key(pid, t.name) in sinks[pid]]

@@ -32,28 +32,18 @@ from dagster import (
 from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.paths import ProjectPaths
-from ml_pipelines.config.schema import StepKind
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
 from ml_pipelines.steps import StepFailed
+from ml_pipelines.steps.registry import spec_of
 
 if TYPE_CHECKING:
     from ml_pipelines.environment import Settings
 
 PIPELINE_TAG = "ml_pipelines/pipeline"
-
-# step kind -> (resource key, backend method); one table instead of a chain of ifs.
-RUNNERS: dict[StepKind, tuple[str, str]] = {
-    StepKind.CONTAINER_IMAGE: ("container_images", "build"),
-    StepKind.NOTEBOOK: ("notebooks", "run"),
-    StepKind.GLUE: ("glue", "run"),
-    StepKind.PYTHON_SCRIPT: ("python_scripts", "run"),
-    StepKind.SQL: ("warehouse", "run"),
-}
-
 
 def step_key(pipeline_id: str, step_name: str) -> AssetKey:
     return AssetKey([pipeline_id, step_name])
@@ -64,13 +54,8 @@ def step_order(pipeline: LoadedPipeline) -> list[str]:
     return list(TopologicalSorter(graph).static_order())
 
 
-# An image is defined by its kernel and requirements, not by a date: one unpartitioned asset
-# that goes stale when they change. It still runs (or is reused) in each scheduled run.
-TIME_INDEPENDENT_KINDS = frozenset({StepKind.CONTAINER_IMAGE})
-
-
 def is_time_partitioned(step) -> bool:
-    return step.kind not in TIME_INDEPENDENT_KINDS
+    return spec_of(step).time_partitioned
 
 
 def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
@@ -84,7 +69,7 @@ def _description(pipeline: LoadedPipeline, step, files_cache: FileCache | None) 
     files = pipeline.files.get(step.name)
     doc = (type(step).__doc__ or "").strip()
     parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
-    if step.kind == StepKind.NOTEBOOK and files is not None:
+    if files is not None and files.main is not None and files.main.suffix == ".ipynb":
         summary = describe.notebook_summary(files.main, files_cache)
         if summary:
             parts.append(summary)
@@ -119,7 +104,7 @@ def pipeline_definitions(
         name = step.name
         key = step_key(pid, name)
         deps = [AssetDep(step_key(pid, up)) for up in step.upstream_task_name]
-        if step.kind == StepKind.EXTERNAL_WAIT:
+        if spec_of(step).resource_key is None:  # an external wait: lineage, recorded by sensors
             defs.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
             continue
         step_partitions = partitions_def if is_time_partitioned(step) else None
@@ -127,14 +112,14 @@ def pipeline_definitions(
             deps.append(AssetDep(key, partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)))
         metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
         files = pipeline.files.get(name)
-        if step.kind == StepKind.SQL and files is not None:
+        if files is not None and files.sql_files:
             metadata["tables_written"] = describe.tables_written(files.sql_files, files_cache)
         spec = AssetSpec(
             key=key,
             deps=deps,
             group_name=pid,
             owners=owners,
-            kinds=describe.KINDS[step.kind],
+            kinds=set(spec_of(step).dagster_kinds),
             description=_description(pipeline, step, files_cache),
             code_version=step_code_version(pipeline, name, paths),
             metadata=metadata,
@@ -147,7 +132,7 @@ def pipeline_definitions(
 def _step_asset(
     pipeline: LoadedPipeline, name: str, spec: AssetSpec, retry_policy: RetryPolicy | None, settings: Settings
 ) -> AssetsDefinition:
-    resource_key, _ = RUNNERS[pipeline.config.step(name).kind]
+    resource_key = spec_of(pipeline.config.step(name)).resource_key
 
     def compute(context, _inputs):
         yield run_step(context, pipeline, name, settings)
@@ -218,11 +203,11 @@ def run_step(context: AssetExecutionContext, pipeline: LoadedPipeline, name: str
         )
     except ValueError as exc:  # templates, parameters, variables: the user's data
         raise Failure(description=f"step {name}: {exc}") from exc
-    resource_key, method = RUNNERS[step.kind]
-    backend = getattr(context.resources, resource_key)
+    spec = spec_of(step)
+    backend = getattr(context.resources, spec.resource_key)
     context.log.info(f"{name}: running on {type(backend).__name__}")
     try:
-        outcome = getattr(backend, method)(context, plan)
+        outcome = spec.run(backend, context, plan)
     except StepFailed as exc:
         raise Failure(description=f"step {name} failed: {exc}") from exc
     return MaterializeResult(asset_key=key, metadata=outcome.metadata)

@@ -8,19 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ml_pipelines.config.file_cache import FileCache
-from ml_pipelines.config.schema import StepKind
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
-
-KINDS: dict[StepKind, set[str]] = {
-    StepKind.CONTAINER_IMAGE: {"docker", "python"},
-    StepKind.NOTEBOOK: {"sagemaker", "jupyter"},
-    StepKind.GLUE: {"spark", "aws"},
-    StepKind.PYTHON_SCRIPT: {"python"},
-    StepKind.SQL: {"snowflake", "sql"},
-    StepKind.EXTERNAL_WAIT: set(),
-}
-
 
 def owners_of(owner: str) -> list[str]:
     """An e-mail as is; any other text as team:<text with non-word characters as _>."""

@@ -9,6 +9,7 @@ from dagster import AssetDep, AssetKey, AssetSpec, PartitionsDefinition
 
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.schema import ExternalWaitStep
+from ml_pipelines.steps.registry import REGISTRY
 
 EXTERNAL_PIPELINE_STEP = "__pipeline__"  # asset name standing for a whole awaited pipeline
 
@@ -38,7 +39,7 @@ def external_wait_spec(
         deps=[*deps, *(AssetDep(k) for k in awaited_keys(step, pipeline_sinks))],
         group_name=pipeline.config.pipeline_id,
         owners=owners,
-        kinds={"sensor"},
+        kinds=set(REGISTRY[step.kind].dagster_kinds),
         partitions_def=partitions_def,
         description=(
             f"Waits for {target} (states: {', '.join(details.allowed_states)}; "

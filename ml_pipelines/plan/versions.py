@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from ml_pipelines.config.schema import ContainerImageStep, StepKind
+from ml_pipelines.config.schema import ContainerImageStep
 from ml_pipelines.plan.images import image_files
 
 if TYPE_CHECKING:
@@ -195,12 +195,8 @@ def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
     dump = step.model_dump_json(by_alias=True, exclude={"upstream_task_name"})
     cfg = pipeline.config
     context: dict[str, Any] = {"kind": step.kind.value}
-    if step.kind == StepKind.SQL:
-        context["schema"] = cfg.schema_
-    if step.kind in (StepKind.NOTEBOOK, StepKind.CONTAINER_IMAGE, StepKind.SQL, StepKind.PYTHON_SCRIPT):
-        context["model_name"] = cfg.model_name
-    if step.kind in (StepKind.GLUE, StepKind.SQL, StepKind.PYTHON_SCRIPT):
-        context["glue_model_name"] = cfg.glue_model_name
+    for key in step.pipeline_keys:
+        context[key] = getattr(cfg, "schema_" if key == "schema" else key)
     return dump + "\0" + repr(sorted(context.items()))
 
 
@@ -228,6 +224,6 @@ def step_code_version(pipeline: LoadedPipeline, step_name: str, paths: ProjectPa
     if isinstance(step, ContainerImageStep):
         return _image_version_of(pipeline, step_name, paths)
     parts = ["step-v1", _step_config_json(pipeline, step), *_file_entries(files, root)]
-    if step.kind == StepKind.NOTEBOOK:
+    if step.runs_in_image:
         parts.append("image\0" + _image_version_of(pipeline, step_name, paths))
     return _short(parts)

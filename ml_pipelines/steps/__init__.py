@@ -1,7 +1,7 @@
 """One resource interface per step kind.
 
-The factory calls these; LOCAL and AWS backends implement them; `environment.py` is the
-one place that picks the implementation. Backends receive the Dagster execution context
+The factory calls these through `registry.py`; LOCAL and AWS backends implement them;
+`environment.py` is the one place that picks the implementation. Backends receive the Dagster execution context
 (for logging and Pipes) and a fully resolved plan from `ml_pipelines.plan.model`, and
 return a `StepOutcome` whose metadata the factory attaches to the materialization.
 A backend signals failure by raising `StepFailed` (or any exception) with a message a
@@ -79,14 +79,3 @@ class PythonScriptBackend(ConfigurableResource, ABC):
 class SqlBackend(ConfigurableResource, ABC):
     @abstractmethod
     def run(self, context: Any, plan: SqlPlan) -> StepOutcome: ...
-
-
-# Resource keys the factory's assets require; environment.py binds them.
-RESOURCE_KEYS = {
-    "storage": Storage,
-    "container_images": ContainerImageBackend,
-    "notebooks": NotebookBackend,
-    "glue": GlueBackend,
-    "python_scripts": PythonScriptBackend,
-    "warehouse": SqlBackend,
-}
