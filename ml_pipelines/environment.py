@@ -99,18 +99,21 @@ def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any
     from ml_pipelines.local.glue import LocalGlue
     from ml_pipelines.local.images import LocalContainerImages
     from ml_pipelines.local.notebook import LocalNotebooks
-    from ml_pipelines.local.python_script import LocalPythonScripts
+    from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, LocalPythonScripts
     from ml_pipelines.local.storage import LocalStorage
     from ml_pipelines.local.warehouse import LocalWarehouse
 
-    home, storage = str(settings.home), str(settings.storage_root)
+    home = str(settings.home)
+    storage = LocalStorage(root=str(settings.storage_root))
+    pipes = CapturingPipesSubprocessClient()
     return _checked({
-        "storage": LocalStorage(root=storage),
+        "storage": storage,
+        "pipes": pipes,
         "container_images": LocalContainerImages(home=home),
-        "notebooks": LocalNotebooks(home=home, storage_root=storage),
-        "glue": LocalGlue(home=home, storage_root=storage),
-        "python_scripts": LocalPythonScripts(home=home),
-        "warehouse": LocalWarehouse(home=home, storage_root=storage, stages=dict(stages)),
+        "notebooks": LocalNotebooks(home=home, storage=storage),
+        "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
+        "python_scripts": LocalPythonScripts(home=home, pipes=pipes),
+        "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
     })
 
 

@@ -10,7 +10,6 @@ storage root, where the AWS backend puts them on S3. The subprocess runs through
 Pipes-session client as Python-script steps: its stdout/stderr lines go to the Dagster log.
 """
 
-from __future__ import annotations
 
 import os
 import shlex
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dagster import ResourceDependency
 from pydantic import Field
 
 from ml_pipelines.local.awsglue import COMPAT_ROOT
@@ -86,12 +86,16 @@ class LocalGlue(GlueBackend):
     """Runs a Glue PySpark script on this machine's Spark."""
 
     home: str = Field(description="LOCAL state directory (envs live under <home>/envs).")
-    storage_root: str = Field(description="Local S3 mirror: s3://bucket/key <-> <root>/bucket/key.")
+    # no `from __future__ import annotations` here: Dagster reads this annotation at runtime
+    pipes: ResourceDependency[CapturingPipesSubprocessClient] = Field(
+        description="Starts the script in its Dagster Pipes session (the `pipes` resource)."
+    )
+    storage: LocalStorage = Field(description="The S3 mirror the step reads and writes (the `storage` resource).")
     spark_master: str = Field(default="local[*]", description="Spark master URL for the script.")
 
     def _upload(self, plan: GluePlan) -> list[str]:
         """Copy script, lib/, py files and jars where the job finds them on S3."""
-        storage = LocalStorage(root=self.storage_root)
+        storage = self.storage
         uploaded = [storage.put_file(str(plan.script), _join(plan.input_uri, plan.script.name))]
         if plan.lib_dir is not None and plan.lib_dir.is_dir():
             uploaded += storage.put_tree(str(plan.lib_dir), plan.lib_uri)
@@ -103,8 +107,8 @@ class LocalGlue(GlueBackend):
 
     def _outputs(self, plan: GluePlan) -> dict[str, list[str]]:
         """Files under each s3:// (or mapped local) argument whose name starts with "output"."""
-        storage = LocalStorage(root=self.storage_root)
-        root = Path(self.storage_root).resolve()
+        storage = self.storage
+        root = Path(self.storage.root).resolve()
         outputs = {}
         for key, value in plan.arguments.items():
             value = str(value)
@@ -132,12 +136,12 @@ class LocalGlue(GlueBackend):
             "PYTHONPATH": python_path(plan),
             "PYTHONUNBUFFERED": "1",
             "SPARK_LOCAL_IP": "127.0.0.1",
-            STORAGE_ROOT_ENV: str(Path(self.storage_root).resolve()),
+            STORAGE_ROOT_ENV: str(Path(self.storage.root).resolve()),
         }
         context.log.info(f"Running Glue job {plan.job_name}: {shlex.join(command)}")
         # Glue runs a script in a scratch folder: so do we, so nothing lands in the repo.
         with tempfile.TemporaryDirectory(prefix="ml-pipelines-glue-") as cwd:
-            run = CapturingPipesSubprocessClient().run_captured(
+            run = self.pipes.run_captured(
                 context=context, command=command, env=extra_env, cwd=cwd, tail_lines=200
             )
         duration = round(time.monotonic() - start, 3)

@@ -88,7 +88,7 @@ class LocalNotebooks(NotebookBackend):
     """Runs a notebook with papermill on this machine, in the env of its container-image step."""
 
     home: str = Field(description="LOCAL state directory, e.g. <project>/.ml_pipelines.")
-    storage_root: str = Field(description="Local directory that mirrors S3 (same as LocalStorage.root).")
+    storage: LocalStorage = Field(description="The S3 mirror the step reads and writes (the `storage` resource).")
 
     def _place_inputs(self, storage: LocalStorage, plan: NotebookPlan) -> tuple[Path, Path | None]:
         """Copy notebook, parameter file and lib/ to the input location; return the local notebook and lib paths."""
@@ -110,7 +110,7 @@ class LocalNotebooks(NotebookBackend):
     def run(self, context: Any, plan: NotebookPlan) -> StepOutcome:
         start = time.monotonic()
         env = ensure_python_env(Path(self.home), plan.image.kernel, plan.image.requirements_file, context.log)
-        storage = LocalStorage(root=self.storage_root)
+        storage = self.storage
         input_notebook, lib_local = self._place_inputs(storage, plan)
         output_notebook_uri = _join(plan.output_uri, f"{plan.notebook.stem}.ipynb")
         output_notebook = storage.path_for(output_notebook_uri)

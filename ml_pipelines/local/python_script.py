@@ -13,7 +13,6 @@ reads both pipes in threads: every line goes to `context.log` and the last lines
 kept for the error message and metadata.
 """
 
-from __future__ import annotations
 
 import os
 import signal
@@ -26,7 +25,7 @@ from pathlib import Path
 from subprocess import PIPE, Popen
 from typing import IO, Any
 
-from dagster import MaterializeResult, MetadataValue, PipesSubprocessClient, open_pipes_session
+from dagster import MaterializeResult, MetadataValue, PipesSubprocessClient, ResourceDependency, open_pipes_session
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.pipes.context import PipesExecutionResult
 from pydantic import Field
@@ -116,6 +115,10 @@ class LocalPythonScripts(PythonScriptBackend):
     """Runs a Python script on this machine in its requirements' env."""
 
     home: str = Field(description="LOCAL state directory, e.g. <project>/.ml_pipelines.")
+    # no `from __future__ import annotations` here: Dagster reads this annotation at runtime
+    pipes: ResourceDependency[CapturingPipesSubprocessClient] = Field(
+        description="Starts the script in its Dagster Pipes session (the `pipes` resource)."
+    )
 
     def run(self, context: Any, plan: PythonScriptPlan) -> StepOutcome:
         start = time.monotonic()
@@ -127,7 +130,7 @@ class LocalPythonScripts(PythonScriptBackend):
         # Py_Models/<script>/ exists only when the script has params/lib/requirements
         cwd = plan.script_dir if plan.script_dir.is_dir() else plan.script.parent
         context.log.info(f"Running {' '.join(command)} in {cwd}")
-        run = CapturingPipesSubprocessClient().run_captured(context=context, command=command, env=extra_env, cwd=str(cwd))
+        run = self.pipes.run_captured(context=context, command=command, env=extra_env, cwd=str(cwd))
         duration = round(time.monotonic() - start, 3)
         if run.returncode != 0:
             stderr = "\n".join(run.stderr_tail)

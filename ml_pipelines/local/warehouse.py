@@ -51,7 +51,7 @@ from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ml_pipelines.config.schema import StepKind, step_kind_of
-from ml_pipelines.local.storage import s3_to_local
+from ml_pipelines.local.storage import LocalStorage, s3_to_local
 from ml_pipelines.plan.model import SqlPlan
 from ml_pipelines.steps import SqlBackend, StepFailed, StepOutcome
 
@@ -246,7 +246,7 @@ class LocalWarehouse(SqlBackend):
     """Runs SQL steps on an embedded Snowflake-compatible warehouse persisted under <home>/warehouse."""
 
     home: str = Field(description="LOCAL state directory; the warehouse lives in <home>/warehouse.")
-    storage_root: str = Field(description="Local S3 mirror: s3://bucket/key <-> <root>/bucket/key.")
+    storage: LocalStorage = Field(description="The S3 mirror the step reads and writes (the `storage` resource).")
     stages: dict[str, str] = Field(default_factory=dict, description="Stage name -> the s3:// URI it is over.")
     database: str = Field(default="ML_PIPELINES", description="Database the SQL runs in.")
 
@@ -293,7 +293,7 @@ class LocalWarehouse(SqlBackend):
         dirs = {}
         for name, uri in self.stages.items():
             key = uri[len("s3://"):].partition("/")[2].rstrip("/")
-            dirs[normalise_name(name.split(".")[-1])] = (s3_to_local(uri, self.storage_root), f"{key}/" if key else "")
+            dirs[normalise_name(name.split(".")[-1])] = (s3_to_local(uri, self.storage.root), f"{key}/" if key else "")
         return dirs
 
     def run(self, context: Any, plan: SqlPlan) -> StepOutcome:
@@ -310,7 +310,7 @@ class LocalWarehouse(SqlBackend):
             f"USE SCHEMA {_ident(schema)}",
         ]
         for name, uri in self.stages.items():
-            local = s3_to_local(uri, self.storage_root)
+            local = s3_to_local(uri, self.storage.root)
             local.mkdir(parents=True, exist_ok=True)
             url = "file://" + local.as_posix().rstrip("/") + "/"
             setup.append(f"CREATE OR REPLACE STAGE {_ident(name)} URL='{url.replace(chr(39), chr(39) * 2)}'")

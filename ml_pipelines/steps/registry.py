@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from dagster import PipesClient
+
 from ml_pipelines.config.schema import (
     ContainerImageStep,
     ExternalWaitStep,
@@ -99,7 +101,7 @@ REGISTRY: dict[StepKind, StepKindSpec] = {
 }
 
 # Resources every environment binds: a backend per runnable kind, and shared services.
-SHARED_RESOURCES: dict[str, type] = {"storage": Storage}
+SHARED_RESOURCES: dict[str, type] = {"storage": Storage, "pipes": PipesClient}
 RESOURCE_KEYS: dict[str, type] = {
     **SHARED_RESOURCES,
     **{spec.resource_key: spec.interface for spec in REGISTRY.values() if spec.resource_key and spec.interface},

@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
+from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
+from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.local.glue import LocalGlue
 from ml_pipelines.local.storage import s3_to_local
 from ml_pipelines.plan.model import GluePlan
@@ -24,7 +26,7 @@ SALES_CSV = "id,region,amount\n1,north,5.0\n2,south,12.5\n3,north,40.0\n4,east,1
 @pytest.fixture()
 def backend(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalGlue:
     # shared home: the step env (python3, no requirements) is built once per session
-    return LocalGlue(home=str(shared_home(tmp_path_factory)), storage_root=str(tmp_path / "storage"),
+    return LocalGlue(home=str(shared_home(tmp_path_factory)), storage=LocalStorage(root=str(tmp_path / "storage")), pipes=CapturingPipesSubprocessClient(),
                      spark_master="local[1]")
 
 

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from dagster import DagsterInstance
 
+from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.local.notebook import LocalNotebooks
 from ml_pipelines.plan.model import ContainerImagePlan, NotebookPlan
@@ -60,7 +61,7 @@ def tagged_output(nb: Any, tag: str) -> str:
 
 def test_notebook_receives_parameters_and_writes_outputs(tmp_path: Path, home: Path, instance: DagsterInstance) -> None:
     storage = tmp_path / "storage"
-    backend = LocalNotebooks(home=str(home), storage_root=str(storage))
+    backend = LocalNotebooks(home=str(home), storage=LocalStorage(root=str(storage)))
     plan = notebook_plan("report", {"rows": 3, "label": "local"})
 
     result = run_step(backend, lambda b, ctx: b.run(ctx, plan), instance)
@@ -96,7 +97,7 @@ def test_notebook_receives_parameters_and_writes_outputs(tmp_path: Path, home: P
 
 def test_failing_cell(tmp_path: Path, home: Path, instance: DagsterInstance) -> None:
     storage = tmp_path / "storage"
-    backend = LocalNotebooks(home=str(home), storage_root=str(storage))
+    backend = LocalNotebooks(home=str(home), storage=LocalStorage(root=str(storage)))
     plan = notebook_plan("failing", {"threshold": 41})
 
     result = run_step(backend, lambda b, ctx: b.run(ctx, plan), instance)

@@ -9,6 +9,7 @@ import pytest
 import sqlglot
 from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
+from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.local.storage import s3_to_local
 from ml_pipelines.local.snowflake_sql import translate_copy, written_tables
 from ml_pipelines.local.warehouse import LocalWarehouse, split_sql
@@ -34,7 +35,7 @@ def backend(tmp_path: Path) -> LocalWarehouse:
     for rel, text in files.items():
         (stage_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (stage_dir / rel).write_text(text)
-    return LocalWarehouse(home=str(tmp_path / "home"), storage_root=str(storage), stages={"model_stage": STAGE_URI})
+    return LocalWarehouse(home=str(tmp_path / "home"), storage=LocalStorage(root=str(storage)), stages={"model_stage": STAGE_URI})
 
 
 def sql_plan(*names: str) -> SqlPlan:
