@@ -30,6 +30,11 @@ def build_code_location():
 
 defs = build_code_location()
 
+# Every process that imports this module goes on to build the repository and the asset job
+# (code server, run worker, validate). Building them here, at import, lets each step's
+# process, forked from a server that imported this module, start without rebuilding them.
+defs.get_repository_def().get_implicit_global_asset_job_def()
+
 # The definitions live as long as the process (code server, run worker). Moving them and
 # everything before them out of the collector's reach spares each later full collection,
 # and the one at interpreter exit, a walk over millions of objects (about 2 s of each

@@ -83,8 +83,10 @@ def build_executor(settings: Settings) -> ExecutorDefinition:
     pay for loading every pipeline again."""
     from dagster import multiprocess_executor
 
+    # Named explicitly: without the key Dagster preloads nothing but itself.
+    preload = {"preload_modules": ["ml_pipelines.definitions"]}
     return multiprocess_executor.configured(
-        {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": {}}},
+        {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": preload}},
         name="ml_pipelines_steps",
     )
 
