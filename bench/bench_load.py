@@ -51,7 +51,9 @@ def main() -> None:
         (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         for size in sizes:
             project = generate(Path(tmp) / f"p{size}", size)
-            base_env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(HERE)}
+            # bench/ for baseline_location, then this worktree's ml_pipelines (not the venv's install)
+            path = os.pathsep.join(p for p in (str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)
+            base_env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": path}
             factory_env = {**base_env, "ML_PIPELINES_PROJECT_DIR": str(project), "ML_PIPELINES_ENV": "LOCAL",
                            "ML_PIPELINES_HOME": str(Path(tmp) / "home"), "ML_PIPELINES_STRICT": "1"}
             baseline_env = {**base_env, "BENCH_PIPELINES": str(size)}

@@ -20,7 +20,10 @@ Each is repeated --repeat times (interleaved a, b, b, a, a, b ... so both see th
 machine state); each path empties its storage mirror before every repetition. Prints
 medians, the overhead ratio (a)/(b), a per-step breakdown (Dagster's wall time per step from
 the event log, the backend's own `duration_s`, the same tool by hand), and the image step on
-unchanged requirements (`ecr_container_creation` alone, median of its `duration_s`). No asserts.
+unchanged requirements (`ecr_container_creation` alone, median of its `duration_s`; the image is
+an unpartitioned asset, so that run has no partition). No asserts.
+
+The path the UI takes (a queued run, its own run worker) is measured by bench/bench_run_path.py.
 
 Usage: .venv/bin/python bench/bench_local.py [--repeat 3] [--partition 2024-01-05] [--keep]
 """
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this worktree's ml_pipelines, not the one installed in the venv
 FEATURES = "max_ds_ViewershipFeatures"
 FORECAST = "max_ds_ContentForecastDaily"
 STEPS = {
@@ -91,10 +95,14 @@ class DagsterPath:
         from dagster import AssetKey
 
         keys = [AssetKey([pipeline, s]) for s in (steps or STEPS[pipeline])]
+        # A run takes a partition only if one of its assets is partitioned (the container
+        # image is not: on its own it must run without one).
+        graph = self.defs.resolve_asset_graph()
+        partition_key = partition if any(graph.get(k).is_partitioned for k in keys) else None
         start = time.perf_counter()
         result = self.job.execute_in_process(
             asset_selection=keys,
-            partition_key=partition,
+            partition_key=partition_key,
             instance=self.instance,
             raise_on_error=False,
             run_config=QUIET,
@@ -300,7 +308,7 @@ def main() -> None:
     opts = parser.parse_args()
     warnings.simplefilter("ignore")  # Dagster's deprecation/preview warnings: figures only
 
-    from dagster import instance_for_test
+    from dagster import AssetKey, instance_for_test
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-local-"))
     home, hand_root = tmp / "home", tmp / "hand"
@@ -352,7 +360,9 @@ def main() -> None:
             image_runs = []
             for _ in range(max(opts.repeat, 5)):
                 wall, result = dagster_path.materialize(FORECAST, opts.partition, ["ecr_container_creation"])
-                meta = result.asset_materializations_for_node(FORECAST)[0].metadata
+                image = AssetKey([FORECAST, "ecr_container_creation"])
+                meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                            if e.asset_key == image)
                 image_runs.append((meta["duration_s"].value, wall, meta["status"].value))
     finally:
         if opts.keep:

@@ -2,7 +2,7 @@
 wrapping a few top-level functions (negligible overhead, unlike cProfile).
 
 Usage: BENCH_PIPELINES=1000 python bench/shapes/phases.py base direct ... [--repeat 3]
-Each variant runs in its own subprocess; rounds are interleaved; medians printed.
+Each variant (variants.py) runs in its own subprocess; rounds are interleaved; medians printed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run_shapes import variant_env  # noqa: E402
+from variants import check  # noqa: E402
 
 # (label, module, qualified attribute)
 PHASES = [
@@ -88,7 +91,8 @@ def child(variant: str) -> None:
                 if other is not None and getattr(other, name, None) is fn:
                     setattr(other, name, new)
 
-    sys.argv = ["dagster", "definitions", "validate", "-m", f"v_{variant}"]
+    os.environ["BENCH_VARIANT"] = variant
+    sys.argv = ["dagster", "definitions", "validate", "-m", "location"]
     from dagster._cli import main as cli_main
 
     try:
@@ -111,10 +115,11 @@ def main() -> None:
         i = args.index("--repeat")
         repeat = int(args[i + 1])
         del args[i : i + 2]
+    check(args)
     results: dict[str, list[dict]] = {v: [] for v in args}
     with tempfile.TemporaryDirectory() as home:
-        (Path(home) / "dagster.yaml").write_text("")
-        env = {**os.environ, "DAGSTER_HOME": home, "PYTHONPATH": str(HERE)}
+        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = variant_env(home)
         for r in range(repeat):
             for v in args[r % len(args):] + args[: r % len(args)]:
                 out = subprocess.run([sys.executable, __file__, "--child", v], env=env, capture_output=True,

@@ -1,6 +1,6 @@
 """Parameterised builder of benchmark code locations (same shape as bench/baseline_location.py).
 
-Each `v_*.py` module beside this file calls `build(**options)` with one variant's options and
+variants.py names option sets (VARIANTS); location.py builds the one BENCH_VARIANT names and
 exposes `defs`. BENCH_PIPELINES sets the pipeline count (default 10).
 
 Shape per pipeline i: an external wait AssetSpec [pid, external_task_dag_status] depending on

@@ -1,6 +1,0 @@
-import gc
-gc.disable()
-import v_factory  # noqa
-defs = v_factory.defs
-gc.freeze()
-gc.enable()

@@ -1,5 +1,0 @@
-"""Shape variant `nopartitions`: build(partitions_mode="none"). See shapes_lib.py."""
-
-from shapes_lib import build
-
-defs = build(partitions_mode="none")

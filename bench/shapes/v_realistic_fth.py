@@ -1,5 +1,0 @@
-"""Shape variant `realistic_fth`: build(realistic=True, resources=True, sched_extras=True, gc_mode="freeze_threshold"). See shapes_lib.py."""
-
-from shapes_lib import build
-
-defs = build(realistic=True, resources=True, sched_extras=True, gc_mode="freeze_threshold")
