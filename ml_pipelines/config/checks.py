@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ from typing import Any, Callable
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
 from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.parameters import json_key_line
 from ml_pipelines.config.paths import FsCache, ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
     CLOUD_ENVIRONMENTS,
@@ -33,6 +33,7 @@ from ml_pipelines.config.schema import (
     SqlStep,
     StepBase,
 )
+from ml_pipelines.config.templates import template_syntax_error
 from ml_pipelines.config.yaml_loader import YamlCache, YamlDocument
 
 PARAMETER_SECTIONS = ("DEV", "BETA", "PROD", "COMMON", "LOCAL")
@@ -70,20 +71,7 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean {by_lower[match[0]]!r}?" if match else ""
 
 
-def _template_syntax_checker() -> Callable[[str], str | None] | None:
-    try:
-        from ml_pipelines.config.templates import template_syntax_error
-    except ImportError:
-        return None
-    return template_syntax_error
-
-
 # -- file contents ---------------------------------------------------------------------
-def _line_of(text: str, key: str) -> int | None:
-    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
-
-
 def parameter_file_problems(path: Path, rel: str) -> list[str]:
     """What is wrong with a parameter file (empty list: nothing)."""
     try:
@@ -108,9 +96,9 @@ def parameter_file_problems(path: Path, rel: str) -> list[str]:
         return [f"parameter file {rel}: must be a JSON object with sections {', '.join(PARAMETER_SECTIONS)}"]
     problems = []
     for key in dict.fromkeys(duplicates):
-        problems.append(f"parameter file {rel}:{_line_of(text, key) or 1}: key {key!r} is written twice")
+        problems.append(f"parameter file {rel}:{json_key_line(text, key) or 1}: key {key!r} is written twice")
     for section, body in data.items():
-        line = _line_of(text, section) or 1
+        line = json_key_line(text, section) or 1
         if section not in PARAMETER_SECTIONS:
             problems.append(
                 f"parameter file {rel}:{line}: unknown section {section!r}{did_you_mean(section, PARAMETER_SECTIONS)}"
@@ -123,7 +111,7 @@ def parameter_file_problems(path: Path, rel: str) -> list[str]:
         for key in body:
             if key.startswith("-"):
                 problems.append(
-                    f"parameter file {rel}:{_line_of(text, key) or line}: {section}.{key}: "
+                    f"parameter file {rel}:{json_key_line(text, key) or line}: {section}.{key}: "
                     "write parameter names without leading '-'; '--' is added when they are passed"
                 )
     present = [s for s in ENV_SECTIONS if s in data]
@@ -318,7 +306,7 @@ class _Checker:
     def param_field(self, step: StepBase) -> tuple[str, ...]:
         return ("Details", "param_file_name") if isinstance(step, GlueStep) else ("param_file_name",)
 
-    def check_contents(self, index: int, step: StepBase, files: StepFiles, check_template: Callable[[str], str | None] | None) -> None:
+    def check_contents(self, index: int, step: StepBase, files: StepFiles) -> None:
         task = self.task_path(index)
         rel = self.paths.rel
         if isinstance(step, NotebookStep) and files.main is not None:
@@ -330,14 +318,12 @@ class _Checker:
             path = files.parameter_file
             for message in _cached(self.cache, "parameters", path, lambda: parameter_file_problems(path, rel(path))):
                 self.error(where, message)
-        if check_template is None:
-            return
         templates = self.cache.templates
         for key, text in step.templates_dict.items():
             if text in templates:
                 problem = templates[text]
             else:
-                problem = templates[text] = check_template(text)
+                problem = templates[text] = template_syntax_error(text)
             if problem:
                 self.error(task + ("templates_dict", key), f"template syntax error: {problem}")
         if isinstance(step, SqlStep):
@@ -347,7 +333,7 @@ class _Checker:
                         text = sql.read_text(encoding="utf-8-sig")
                     except (OSError, UnicodeDecodeError) as exc:
                         return [f"SQL file {rel(sql)} cannot be read: {exc}"]
-                    problem = check_template(text)
+                    problem = template_syntax_error(text)
                     return [f"SQL file {rel(sql)}: template syntax error: {problem}"] if problem else []
 
                 for message in _cached(self.cache, "sql", sql, sql_problem):
@@ -396,14 +382,13 @@ def check_pipeline(
         cache = LoadCache(cache)
     checker = _Checker(paths, pipeline, doc, prefix, cache)
     checker.check_graph()
-    check_template = _template_syntax_checker()
     files: dict[str, StepFiles] = {}
     for i, step in enumerate(pipeline.tasks):
         step_files = checker.step_files(i, step)
         if step_files is None:
             continue
         files.setdefault(step.name, step_files)
-        checker.check_contents(i, step, step_files, check_template)
+        checker.check_contents(i, step, step_files)
     checker.check_env(env.upper())
     return files, checker.errors
 
