@@ -7,7 +7,7 @@ import gc
 # at 1,000 pipelines, see bench/). Collections still run, just less often.
 gc.set_threshold(50_000, 50, 100)
 
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.variables import load_variables
 from ml_pipelines.environment import build_resources, settings_from_env
@@ -17,8 +17,8 @@ from ml_pipelines.factory import build_definitions
 def build_code_location():
     settings = settings_from_env()
     # Every Dagster process loads this module: reuse what earlier loads worked out from
-    # unchanged files (see config/file_cache.py).
-    files = FileCache.for_project(settings.home / "cache", settings.project_dir)
+    # unchanged files (see config/load_store.py).
+    files = LoadStore.for_project(settings.home / "cache", settings.project_dir)
     project = load_project(settings.project_dir, env=settings.env, files=files)
     variables = load_variables(project.paths.model_configs, settings.env)
     defs = build_definitions(

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.parameters import json_key_line
 from ml_pipelines.config.paths import FsCache, ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
@@ -49,7 +49,7 @@ class LoadCache:
     next load sees edited files afresh.
     """
 
-    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None, files: FileCache | None = None) -> None:
+    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None, files: LoadStore | None = None) -> None:
         self.results = {} if results is None else results  # (kind, file) -> its problems
         self.templates: dict[str, str | None] = {}  # template text -> its syntax error
         self.fs = FsCache()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from ml_pipelines.config.checks import LoadCache, check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
-from ml_pipelines.config.file_cache import FileCache, collector_paused
+from ml_pipelines.config.load_store import LoadStore, collector_paused
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
@@ -56,7 +56,7 @@ class Project:
     broken: dict[Path, list[ConfigError]] = field(default_factory=dict)  # config file -> its errors
     invalid_pipeline_ids: dict[str, Path] = field(default_factory=dict)  # ids seen in rejected pipelines
     config_files: list[Path] = field(default_factory=list)
-    files: FileCache = field(default_factory=FileCache)  # what was worked out from files (see file_cache)
+    files: LoadStore = field(default_factory=LoadStore)  # what was worked out from files (see load_store)
 
     @property
     def ok(self) -> bool:
@@ -95,16 +95,16 @@ def config_files(paths: ProjectPaths) -> list[Path]:
     )
 
 
-def load_project(root: str | Path | None = None, env: str = "LOCAL", files: FileCache | None = None) -> Project:
+def load_project(root: str | Path | None = None, env: str = "LOCAL", files: LoadStore | None = None) -> Project:
     """Every pipeline of the project at `root` (default: see `paths.project_root`) for `env`.
 
     `files`: results of earlier loads to reuse while their files are unchanged (see
-    file_cache); default: a fresh one. Call `project.files.save()` to keep them."""
+    load_store); default: a fresh one. Call `project.files.save()` to keep them."""
     env = (env or "LOCAL").upper()
     if env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
     paths = ProjectPaths.for_root(root)
-    project = Project(paths=paths, env=env, files=files if files is not None else FileCache())
+    project = Project(paths=paths, env=env, files=files if files is not None else LoadStore())
     if not paths.model_configs.is_dir():
         project.errors.append(
             ConfigError(paths.model_configs, None, "", f"no model_configs/ folder in {paths.root}", root=paths.root)
@@ -153,7 +153,7 @@ def _load_file(
         doc, validated = reused
     else:
         if file_cache is not None:
-            file_cache.signature(source)  # taken before the read (see FileCache.put)
+            file_cache.signature(source)  # taken before the read (see LoadStore.put)
         doc, validated = load_yaml(source, root=paths.root, cache=cache.yaml), {}
     if doc.fatal:
         return [], doc.issue_errors()

@@ -27,7 +27,7 @@ from dagster import (
     Out,
 )
 
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.paths import ProjectPaths
 from ml_pipelines.config.schema import StepKind
@@ -84,7 +84,7 @@ def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
     return [step_key(pipeline.config.pipeline_id, t.name) for t in tasks if t.name not in upstream]
 
 
-def _description(pipeline: LoadedPipeline, step, files_cache: FileCache | None) -> str:
+def _description(pipeline: LoadedPipeline, step, files_cache: LoadStore | None) -> str:
     files = pipeline.files.get(step.name)
     doc = (type(step).__doc__ or "").strip()
     parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
@@ -107,7 +107,7 @@ def pipeline_definitions(
     paths: ProjectPaths,
     run_settings: RunSettings,
     pipeline_sinks: dict[str, list[AssetKey]],
-    files_cache: FileCache | None = None,
+    files_cache: LoadStore | None = None,
 ) -> list:
     """The multi_asset of a pipeline's runnable steps and the specs of its external waits."""
     config = pipeline.config

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.schema import StepKind
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
@@ -45,11 +45,11 @@ def _first_markdown_cell(path: Path) -> str | None:
     return None
 
 
-def notebook_summary(path: Path | None, files: FileCache | None = None) -> str | None:
-    """The notebook's first markdown cell. `files`: the load's FileCache."""
+def notebook_summary(path: Path | None, files: LoadStore | None = None) -> str | None:
+    """The notebook's first markdown cell. `files`: the load's LoadStore."""
     if path is None:
         return None
-    files = files if files is not None else FileCache()
+    files = files if files is not None else LoadStore()
     if files.signature(path) is None:
         return None
     return files.memo(("notebook_summary", str(path)), [path], lambda: _first_markdown_cell(path))
@@ -85,10 +85,10 @@ def _tables_in(text: str) -> tuple[str, ...]:
     return tuple(tables)
 
 
-def tables_written(sql_files: tuple[Path, ...], files: FileCache | None = None) -> list[str]:
+def tables_written(sql_files: tuple[Path, ...], files: LoadStore | None = None) -> list[str]:
     """Tables the SQL files write (INSERT, CREATE, MERGE, UPDATE, DELETE, COPY INTO targets).
-    `files`: the load's FileCache."""
-    files = files if files is not None else FileCache()
+    `files`: the load's LoadStore."""
+    files = files if files is not None else LoadStore()
     found: list[str] = []
     for path in sql_files:
         for table in files.memo(("tables_written", str(path)), [path], lambda path=path: _tables_of(path)):

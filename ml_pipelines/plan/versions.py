@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from ml_pipelines.config.schema import ContainerImageStep, StepKind
 
 if TYPE_CHECKING:
-    from ml_pipelines.config.file_cache import FileCache
+    from ml_pipelines.config.load_store import LoadStore
     from ml_pipelines.config.loader import LoadedPipeline
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
 
@@ -67,10 +67,10 @@ def _notebook_digest(raw: bytes) -> str:
 
 
 @contextmanager
-def snapshot(files: FileCache | None = None) -> Iterator[None]:
+def snapshot(files: LoadStore | None = None) -> Iterator[None]:
     """Treat the files as unchanging for the duration (e.g. one code-location load): each
     file is stat'ed and each folder listed once, however many steps share it. `files`:
-    digests of earlier loads, reused while their files are unchanged (see file_cache)."""
+    digests of earlier loads, reused while their files are unchanged (see load_store)."""
     outer = getattr(_snapshot, "state", None)
     if outer is None:
         _snapshot.state = ({}, {}, files)
