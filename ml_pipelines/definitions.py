@@ -9,6 +9,7 @@ gc.set_threshold(50_000, 50, 100)
 
 from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import load_project
+from ml_pipelines.config.session import LoadSession
 from ml_pipelines.config.variables import load_variables
 from ml_pipelines.environment import build_resources, settings_from_env
 from ml_pipelines.factory import build_definitions
@@ -17,9 +18,9 @@ from ml_pipelines.factory import build_definitions
 def build_code_location():
     settings = settings_from_env()
     # Every Dagster process loads this module: reuse what earlier loads worked out from
-    # unchanged files (see config/load_store.py).
-    files = LoadStore.for_project(settings.home / "cache", settings.project_dir)
-    project = load_project(settings.project_dir, env=settings.env, files=files)
+    # unchanged files (the load cache, see config/load_store.py).
+    session = LoadSession(LoadStore.for_project(settings.home / "cache", settings.project_dir))
+    project = load_project(settings.project_dir, env=settings.env, session=session)
     variables = load_variables(project.paths.model_configs, settings.env)
     defs = build_definitions(
         project,
@@ -28,7 +29,7 @@ def build_code_location():
         storage_root=settings.storage_root,
         strict=settings.strict,
     )
-    files.save()
+    session.save()
     return defs
 
 

@@ -12,7 +12,6 @@ from ml_pipelines.factory.assets import RunSettings, is_time_partitioned, pipeli
 from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
-from ml_pipelines.plan.versions import snapshot
 
 log = logging.getLogger("ml_pipelines")
 
@@ -41,8 +40,7 @@ def build_definitions(
 
     assets: list = []
     schedules = []
-    with snapshot(project.files):
-        assets_and_schedules(project, run_settings, sinks, assets, schedules)
+    assets_and_schedules(project, run_settings, sinks, assets, schedules)
     for config_file, errors in sorted(project.broken.items()):
         assets.append(broken_config_asset(config_file, errors, project.paths.root))
     return Definitions(assets=assets, schedules=schedules, resources=resources)
@@ -50,7 +48,7 @@ def build_definitions(
 
 def assets_and_schedules(project: Project, run_settings: RunSettings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
-        assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks, project.files))
+        assets.extend(pipeline_definitions(pipeline, project.paths, run_settings, sinks, project.session))
         config = pipeline.config
         cron = cron_of(config.schedule_interval)
         if cron is None:

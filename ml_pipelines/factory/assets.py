@@ -27,10 +27,10 @@ from dagster import (
     Out,
 )
 
-from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.paths import ProjectPaths
 from ml_pipelines.config.schema import StepKind
+from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import cron_of, partitions_for
@@ -84,12 +84,12 @@ def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
     return [step_key(pipeline.config.pipeline_id, t.name) for t in tasks if t.name not in upstream]
 
 
-def _description(pipeline: LoadedPipeline, step, files_cache: LoadStore | None) -> str:
+def _description(pipeline: LoadedPipeline, step, session: LoadSession | None) -> str:
     files = pipeline.files.get(step.name)
     doc = (type(step).__doc__ or "").strip()
     parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
     if step.kind == StepKind.NOTEBOOK and files is not None:
-        summary = describe.notebook_summary(files.main, files_cache)
+        summary = describe.notebook_summary(files.main, session)
         if summary:
             parts.append(summary)
     return "\n\n".join(parts)
@@ -107,7 +107,7 @@ def pipeline_definitions(
     paths: ProjectPaths,
     run_settings: RunSettings,
     pipeline_sinks: dict[str, list[AssetKey]],
-    files_cache: LoadStore | None = None,
+    session: LoadSession | None = None,
 ) -> list:
     """The multi_asset of a pipeline's runnable steps and the specs of its external waits."""
     config = pipeline.config
@@ -134,7 +134,7 @@ def pipeline_definitions(
         metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
         files = pipeline.files.get(name)
         if step.kind == StepKind.SQL and files is not None:
-            metadata["tables_written"] = describe.tables_written(files.sql_files, files_cache)
+            metadata["tables_written"] = describe.tables_written(files.sql_files, session)
         specs.append(
             AssetSpec(
                 key=step_key(pid, name),
@@ -142,8 +142,8 @@ def pipeline_definitions(
                 group_name=pid,
                 owners=owners,
                 kinds=describe.KINDS[step.kind],
-                description=_description(pipeline, step, files_cache),
-                code_version=step_code_version(pipeline, name, paths),
+                description=_description(pipeline, step, session),
+                code_version=step_code_version(pipeline, name, paths, session),
                 metadata=metadata,
                 skippable=True,
                 partitions_def=step_partitions,

@@ -11,7 +11,8 @@ from pathlib import Path
 from ml_pipelines.config import load_store
 from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import load_project
-from ml_pipelines.plan.versions import snapshot, step_code_version
+from ml_pipelines.config.session import LoadSession
+from ml_pipelines.plan.versions import step_code_version
 from tests.config.conftest import FORECAST, FixtureProject
 
 FORECAST_ID = "demo_forecast_Daily"
@@ -143,10 +144,10 @@ def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
 
 # -- through load_project --------------------------------------------------------------------
 def load(project: FixtureProject, cache_dir: Path):
-    files = LoadStore.for_project(cache_dir, project.root)
-    loaded = load_project(project.root, env="LOCAL", files=files)
-    files.save()
-    return loaded, files
+    session = LoadSession(LoadStore.for_project(cache_dir, project.root))
+    loaded = load_project(project.root, env="LOCAL", session=session)
+    session.save()
+    return loaded, session.store
 
 
 def summary(loaded) -> tuple:
@@ -204,12 +205,13 @@ def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
     notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
 
     def version() -> tuple[str, int]:
-        files = LoadStore.for_project(tmp_path / "cache", project.root)
-        loaded = load_project(project.root, env="LOCAL", files=files)
-        with snapshot(files):
-            result = step_code_version(loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths)
-        files.save()
-        return result, files.misses
+        session = LoadSession(LoadStore.for_project(tmp_path / "cache", project.root))
+        loaded = load_project(project.root, env="LOCAL", session=session)
+        result = step_code_version(
+            loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths, session
+        )
+        session.save()
+        return result, session.store.misses
 
     before, _ = version()
     again, misses = version()
