@@ -19,7 +19,6 @@ use one per load (the load's `LoadSession` holds it, see session.py).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
@@ -28,8 +27,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,21 +66,6 @@ def product_fingerprint() -> str:
         except metadata.PackageNotFoundError:
             digest.update(f"\0{name}=none".encode())
     return digest.hexdigest()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many long-lived objects at once
-    (a project load, unpickling this cache): with a large heap (Dagster imported) its
-    passes over them find nothing and cost a fifth of the load or more. It is re-enabled
-    afterwards (unless it was off already) and collects as usual from then on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class LoadStore:
@@ -153,7 +136,7 @@ class LoadStore:
     # -- disk ----------------------------------------------------------------------------
     def _read(self, file: Path) -> dict:
         try:
-            with open(file, "rb") as handle, collector_paused():
+            with open(file, "rb") as handle:
                 payload = pickle.load(handle)
         except FileNotFoundError:
             return {}

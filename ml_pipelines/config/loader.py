@@ -24,7 +24,6 @@ from pydantic import BaseModel, Tag, ValidationError
 
 from ml_pipelines.config.checks import check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
-from ml_pipelines.config.load_store import collector_paused
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
 from ml_pipelines.config.session import LoadSession
@@ -115,18 +114,17 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
         return project
     project.config_files = config_files(paths)
     seen_ids: dict[str, tuple[Path, int]] = {}
-    with collector_paused():
-        for source in project.config_files:
-            try:
-                pipelines, errors = _load_file(paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids)
-            except Exception as exc:  # a bug must not hide the other files
-                pipelines = []
-                errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
-            errors = dedupe(errors)
-            project.pipelines.extend(pipelines)
-            if errors:
-                project.broken[source] = errors
-                project.errors.extend(errors)
+    for source in project.config_files:
+        try:
+            pipelines, errors = _load_file(paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids)
+        except Exception as exc:  # a bug must not hide the other files
+            pipelines = []
+            errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
+        errors = dedupe(errors)
+        project.pipelines.extend(pipelines)
+        if errors:
+            project.broken[source] = errors
+            project.errors.extend(errors)
     return project
 
 
