@@ -3,7 +3,7 @@ and 1,000 pipelines, for the factory and for a hand-written baseline, in one run
 
 Prints wall time (median of --repeat runs) and peak RSS of the whole process, and the
 factory/baseline ratios. The factory is measured twice per round: "cold", the first load
-after the configs changed (no load cache, see ml_pipelines/config/file_cache.py), and the
+after the configs changed (no load cache, see ml_pipelines/config/load_store.py), and the
 usual load of every later process, which reuses that cache. Usage: python bench/bench_load.py [--repeat 3] [--sizes 10,100,1000]
 """
 

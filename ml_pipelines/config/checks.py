@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
-from ml_pipelines.config.file_cache import FileCache
-from ml_pipelines.config.paths import FsCache, ProjectPaths, StepFiles, StepFilesError, resolve_step_files
+from ml_pipelines.config.parameters import json_key_line
+from ml_pipelines.config.paths import ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
     CLOUD_ENVIRONMENTS,
     GlueStep,
@@ -33,30 +32,12 @@ from ml_pipelines.config.schema import (
     SqlStep,
     StepBase,
 )
-from ml_pipelines.config.yaml_loader import YamlCache, YamlDocument
+from ml_pipelines.config.session import LoadSession
+from ml_pipelines.config.templates import template_syntax_error
+from ml_pipelines.config.yaml_loader import YamlDocument
 
 PARAMETER_SECTIONS = ("DEV", "BETA", "PROD", "COMMON", "LOCAL")
 ENV_SECTIONS = ("DEV", "BETA", "PROD")
-
-
-class LoadCache:
-    """What one project load works out once and reuses for every pipeline.
-
-    Generated projects share one notebook, parameter file, SQL file, model folder and
-    `!include` between hundreds of pipelines: each is read, parsed or validated once per
-    load. Hold one per load (`loader.load_project` does): nothing outlives it, so the
-    next load sees edited files afresh.
-    """
-
-    def __init__(self, results: dict[tuple[str, str], list[str]] | None = None, files: FileCache | None = None) -> None:
-        self.results = {} if results is None else results  # (kind, file) -> its problems
-        self.templates: dict[str, str | None] = {}  # template text -> its syntax error
-        self.fs = FsCache()
-        self.yaml = YamlCache()
-        self.files = files  # results of earlier loads, by file signature
-
-
-Cache = LoadCache  # the name this type had when it was a plain dict
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -70,20 +51,7 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean {by_lower[match[0]]!r}?" if match else ""
 
 
-def _template_syntax_checker() -> Callable[[str], str | None] | None:
-    try:
-        from ml_pipelines.config.templates import template_syntax_error
-    except ImportError:
-        return None
-    return template_syntax_error
-
-
 # -- file contents ---------------------------------------------------------------------
-def _line_of(text: str, key: str) -> int | None:
-    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
-
-
 def parameter_file_problems(path: Path, rel: str) -> list[str]:
     """What is wrong with a parameter file (empty list: nothing)."""
     try:
@@ -108,9 +76,9 @@ def parameter_file_problems(path: Path, rel: str) -> list[str]:
         return [f"parameter file {rel}: must be a JSON object with sections {', '.join(PARAMETER_SECTIONS)}"]
     problems = []
     for key in dict.fromkeys(duplicates):
-        problems.append(f"parameter file {rel}:{_line_of(text, key) or 1}: key {key!r} is written twice")
+        problems.append(f"parameter file {rel}:{json_key_line(text, key) or 1}: key {key!r} is written twice")
     for section, body in data.items():
-        line = _line_of(text, section) or 1
+        line = json_key_line(text, section) or 1
         if section not in PARAMETER_SECTIONS:
             problems.append(
                 f"parameter file {rel}:{line}: unknown section {section!r}{did_you_mean(section, PARAMETER_SECTIONS)}"
@@ -123,7 +91,7 @@ def parameter_file_problems(path: Path, rel: str) -> list[str]:
         for key in body:
             if key.startswith("-"):
                 problems.append(
-                    f"parameter file {rel}:{_line_of(text, key) or line}: {section}.{key}: "
+                    f"parameter file {rel}:{json_key_line(text, key) or line}: {section}.{key}: "
                     "write parameter names without leading '-'; '--' is added when they are passed"
                 )
     present = [s for s in ENV_SECTIONS if s in data]
@@ -162,25 +130,14 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
     return []
 
 
-def _cached(cache: LoadCache, kind: str, path: Path, compute: Callable[[], list[str]]) -> list[str]:
-    key = (kind, str(path))
-    results = cache.results
-    if key not in results:
-        if cache.files is None:
-            results[key] = compute()
-        else:
-            results[key] = cache.files.memo(("problems", *key), [path], compute)
-    return results[key]
-
-
 # -- the checks --------------------------------------------------------------------------
 class _Checker:
-    def __init__(self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, cache: LoadCache):
+    def __init__(self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, session: LoadSession):
         self.paths = paths
         self.pipeline = pipeline
         self.doc = doc
         self.prefix = tuple(prefix)
-        self.cache = cache
+        self.session = session
         self.errors: list[ConfigError] = []
         raw = doc.data
         for part in self.prefix:
@@ -306,7 +263,7 @@ class _Checker:
     # -- files ----------------------------------------------------------------------------
     def step_files(self, index: int, step: StepBase) -> StepFiles | None:
         try:
-            return resolve_step_files(self.paths, self.pipeline, step, self.cache.fs)
+            return resolve_step_files(self.paths, self.pipeline, step, self.session.fs)
         except StepFilesError as exc:
             for problem in exc.problems:
                 if problem.pipeline_level:
@@ -318,26 +275,21 @@ class _Checker:
     def param_field(self, step: StepBase) -> tuple[str, ...]:
         return ("Details", "param_file_name") if isinstance(step, GlueStep) else ("param_file_name",)
 
-    def check_contents(self, index: int, step: StepBase, files: StepFiles, check_template: Callable[[str], str | None] | None) -> None:
+    def check_contents(self, index: int, step: StepBase, files: StepFiles) -> None:
         task = self.task_path(index)
         rel = self.paths.rel
+        from_file = self.session.from_file
         if isinstance(step, NotebookStep) and files.main is not None:
-            for message in _cached(self.cache, "notebook", files.main, lambda: notebook_problems(files.main, rel(files.main))):
+            for message in from_file("notebook problems", files.main, lambda: notebook_problems(files.main, rel(files.main))):
                 self.error(task + ("notebook_name",), message)
         if files.parameter_file is not None:
             field = self.param_field(step)
             where = task + field if self.written(index, field) else task
             path = files.parameter_file
-            for message in _cached(self.cache, "parameters", path, lambda: parameter_file_problems(path, rel(path))):
+            for message in from_file("parameter file problems", path, lambda: parameter_file_problems(path, rel(path))):
                 self.error(where, message)
-        if check_template is None:
-            return
-        templates = self.cache.templates
         for key, text in step.templates_dict.items():
-            if text in templates:
-                problem = templates[text]
-            else:
-                problem = templates[text] = check_template(text)
+            problem = self.session.once(("template syntax error", text), lambda: template_syntax_error(text))
             if problem:
                 self.error(task + ("templates_dict", key), f"template syntax error: {problem}")
         if isinstance(step, SqlStep):
@@ -347,10 +299,10 @@ class _Checker:
                         text = sql.read_text(encoding="utf-8-sig")
                     except (OSError, UnicodeDecodeError) as exc:
                         return [f"SQL file {rel(sql)} cannot be read: {exc}"]
-                    problem = check_template(text)
+                    problem = template_syntax_error(text)
                     return [f"SQL file {rel(sql)}: template syntax error: {problem}"] if problem else []
 
-                for message in _cached(self.cache, "sql", sql, sql_problem):
+                for message in from_file("sql problems", sql, sql_problem):
                     self.error(task + ("sql_file_names", i), message)
 
     def check_env(self, env: str) -> None:
@@ -372,7 +324,7 @@ class _Checker:
 def check_graph(doc: YamlDocument, prefix: KeyPath) -> list[ConfigError]:
     """The upstream_task_name graph of the pipeline at `prefix` (raw YAML; no schema needed):
     duplicate step names, unknown upstream names (with a did-you-mean), cycles."""
-    checker = _Checker(None, None, doc, prefix, LoadCache())  # type: ignore[arg-type]
+    checker = _Checker(None, None, doc, prefix, None)  # type: ignore[arg-type]
     checker.check_graph()
     return checker.errors
 
@@ -384,33 +336,28 @@ def check_pipeline(
     doc: YamlDocument,
     prefix: KeyPath,
     env: str = "LOCAL",
-    cache: LoadCache | dict[tuple[str, str], list[str]] | None = None,
+    session: LoadSession | None = None,
 ) -> tuple[dict[str, StepFiles], list[ConfigError]]:
     """Cross-check one schema-valid pipeline written at `prefix` of `doc`.
 
-    Returns the files of each step (by step name) and the errors found. `cache`: one
-    LoadCache shared by the pipelines of one load (default: a fresh one; a plain dict, the
-    cache's former type, still works and holds the file results).
+    Returns the files of each step (by step name) and the errors found. `session`: the
+    load's session, shared by its pipelines (default: a fresh one).
     """
-    if not isinstance(cache, LoadCache):
-        cache = LoadCache(cache)
-    checker = _Checker(paths, pipeline, doc, prefix, cache)
+    checker = _Checker(paths, pipeline, doc, prefix, session if session is not None else LoadSession())
     checker.check_graph()
-    check_template = _template_syntax_checker()
     files: dict[str, StepFiles] = {}
     for i, step in enumerate(pipeline.tasks):
         step_files = checker.step_files(i, step)
         if step_files is None:
             continue
         files.setdefault(step.name, step_files)
-        checker.check_contents(i, step, step_files, check_template)
+        checker.check_contents(i, step, step_files)
     checker.check_env(env.upper())
     return files, checker.errors
 
 
 __all__ = [
     "PARAMETER_SECTIONS",
-    "LoadCache",
     "check_graph",
     "check_pipeline",
     "did_you_mean",

@@ -42,20 +42,6 @@ class ConfigError:
         return f"{where}: {self.message}"
 
 
-class ConfigErrors(Exception):
-    """Several config errors at once (all errors of a file are reported together)."""
-
-    def __init__(self, errors: Iterable[ConfigError]):
-        self.errors: list[ConfigError] = list(errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
-
-    def __iter__(self):
-        return iter(self.errors)
-
-    def __len__(self) -> int:
-        return len(self.errors)
-
-
 def display_path(path: Path | str, root: Path | str | None = None) -> str:
     """`path` relative to `root` when it lies inside it, else as given (POSIX slashes)."""
     path = Path(path)

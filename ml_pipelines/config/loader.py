@@ -1,12 +1,13 @@
 """Load every pipeline of a project, and explain every bad one.
 
-`load_project(root, env)` reads `model_configs/*.yml|*.yaml` (top level only;
+`load_project(root, env, session)` reads `model_configs/*.yml|*.yaml` (top level only;
 `model_configs/common/` holds `!include` fragments and `variables.yml|yaml` holds
 pipeline variables: neither is a pipeline config), validates each pipeline against the
 schema, cross-checks it against the model folders, and returns a `Project`: the valid
 pipelines and every error. It never raises on bad input. One broken pipeline never hides
 the others, even in the same file; a problem of the file itself (syntax, a bad
-`CommonConf`, an unknown top-level key) drops every pipeline of that file.
+`CommonConf`, an unknown top-level key) drops every pipeline of that file. What the load
+works out from files is shared through its `LoadSession` (see session.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from ml_pipelines.config.checks import LoadCache, check_graph, check_pipeline, did_you_mean
+from ml_pipelines.config.checks import check_graph, check_pipeline, did_you_mean
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
-from ml_pipelines.config.file_cache import FileCache, collector_paused
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
 from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
+from ml_pipelines.config.session import LoadSession
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
 
 CONFIG_SUFFIXES = (".yml", ".yaml")
@@ -56,7 +57,7 @@ class Project:
     broken: dict[Path, list[ConfigError]] = field(default_factory=dict)  # config file -> its errors
     invalid_pipeline_ids: dict[str, Path] = field(default_factory=dict)  # ids seen in rejected pipelines
     config_files: list[Path] = field(default_factory=list)
-    files: FileCache = field(default_factory=FileCache)  # what was worked out from files (see file_cache)
+    session: LoadSession = field(default_factory=LoadSession)  # the load that made it (see session.py)
 
     @property
     def ok(self) -> bool:
@@ -95,16 +96,17 @@ def config_files(paths: ProjectPaths) -> list[Path]:
     )
 
 
-def load_project(root: str | Path | None = None, env: str = "LOCAL", files: FileCache | None = None) -> Project:
+def load_project(root: str | Path | None = None, env: str = "LOCAL", session: LoadSession | None = None) -> Project:
     """Every pipeline of the project at `root` (default: see `paths.project_root`) for `env`.
 
-    `files`: results of earlier loads to reuse while their files are unchanged (see
-    file_cache); default: a fresh one. Call `project.files.save()` to keep them."""
+    `session`: this load's session (see session.py), e.g. one that reuses the load cache;
+    default: a fresh one. It is `project.session`: pass it on to the code versions and
+    descriptions of this load, and `save()` it to keep its results for the next load."""
     env = (env or "LOCAL").upper()
     if env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
     paths = ProjectPaths.for_root(root)
-    project = Project(paths=paths, env=env, files=files if files is not None else FileCache())
+    project = Project(paths=paths, env=env, session=session if session is not None else LoadSession())
     if not paths.model_configs.is_dir():
         project.errors.append(
             ConfigError(paths.model_configs, None, "", f"no model_configs/ folder in {paths.root}", root=paths.root)
@@ -112,19 +114,17 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", files: File
         return project
     project.config_files = config_files(paths)
     seen_ids: dict[str, tuple[Path, int]] = {}
-    cache = LoadCache(files=project.files)  # files shared by many pipelines are read and checked once per load
-    with collector_paused():
-        for source in project.config_files:
-            try:
-                pipelines, errors = _load_file(paths, source, env, seen_ids, cache, project.invalid_pipeline_ids)
-            except Exception as exc:  # a bug must not hide the other files
-                pipelines = []
-                errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
-            errors = dedupe(errors)
-            project.pipelines.extend(pipelines)
-            if errors:
-                project.broken[source] = errors
-                project.errors.extend(errors)
+    for source in project.config_files:
+        try:
+            pipelines, errors = _load_file(paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids)
+        except Exception as exc:  # a bug must not hide the other files
+            pipelines = []
+            errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
+        errors = dedupe(errors)
+        project.pipelines.extend(pipelines)
+        if errors:
+            project.broken[source] = errors
+            project.errors.extend(errors)
     return project
 
 
@@ -142,19 +142,18 @@ def _load_file(
     source: Path,
     env: str,
     seen_ids: dict[str, tuple[Path, int]],
-    cache: LoadCache,
+    session: LoadSession,
     invalid_ids: dict[str, Path],
 ) -> tuple[list[LoadedPipeline], list[ConfigError]]:
     # Parsing and schema validation depend only on the file and its includes: an earlier
     # load's result is reused while they are unchanged (the cross-checks always run).
-    file_cache, parsed_key = cache.files, ("parsed", os.fspath(source))
-    reused = file_cache.get(parsed_key) if file_cache is not None else None
+    store, parsed_key = session.store, ("parsed", os.fspath(source))
+    reused = store.get(parsed_key)
     if reused is not None:
         doc, validated = reused
     else:
-        if file_cache is not None:
-            file_cache.signature(source)  # taken before the read (see FileCache.put)
-        doc, validated = load_yaml(source, root=paths.root, cache=cache.yaml), {}
+        store.signature(source)  # taken before the read (see LoadStore.put)
+        doc, validated = load_yaml(source, root=paths.root, memo=session.yaml), {}
     if doc.fatal:
         return [], doc.issue_errors()
     data = doc.data
@@ -222,7 +221,7 @@ def _load_file(
                 seen_ids[pipeline_id] = (source, line)
         files: dict[str, StepFiles] = {}
         if config is not None:  # cross-check even when the YAML had issues: all errors at once
-            files, check_errors = check_pipeline(paths, config, doc=doc, prefix=prefix, env=env, cache=cache)
+            files, check_errors = check_pipeline(paths, config, doc=doc, prefix=prefix, env=env, session=session)
             errors.extend(check_errors)
         if errors or file_errors or config is None:
             if pipeline_id is not None:
@@ -231,8 +230,8 @@ def _load_file(
             continue
         common_conf = common if isinstance(common, dict) else {}
         loaded.append(LoadedPipeline(config, str(family), source, line, common_conf, files))
-    if file_cache is not None and reused is None and not doc.issues and not file_errors and len(validated) == len(dags):
-        file_cache.put(parsed_key, (doc, validated), [source, *doc.includes])
+    if reused is None and not doc.issues and not file_errors and len(validated) == len(dags):
+        store.put(parsed_key, (doc, validated), [source, *doc.includes])
     if file_errors:
         loaded = []
     return loaded, _sorted(file_errors + pipeline_errors, source)

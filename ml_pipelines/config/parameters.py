@@ -73,7 +73,8 @@ def map_s3_values(value: Any, storage_root: Path | None, *, where: str = "") -> 
     return value
 
 
-def _line_of(text: str, key: str) -> int | None:
+def json_key_line(text: str, key: str) -> int | None:
+    """The line of the first `"key":` in JSON `text`; None when it is not there."""
     match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
@@ -98,11 +99,11 @@ def read_parameter_file(path: Path) -> tuple[dict[str, Any], str]:
             close = difflib.get_close_matches(key.upper(), SECTIONS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ParameterFileError(
-                path, f"unknown section {key!r}{hint}; allowed: {', '.join(SECTIONS)}", _line_of(text, key)
+                path, f"unknown section {key!r}{hint}; allowed: {', '.join(SECTIONS)}", json_key_line(text, key)
             )
         if not isinstance(section, dict):
             raise ParameterFileError(
-                path, f"section {key} must be a JSON object of parameter names to values", _line_of(text, key)
+                path, f"section {key} must be a JSON object of parameter names to values", json_key_line(text, key)
             )
     return data, text
 

@@ -116,13 +116,13 @@ class StepFilesError(ValueError):
         super().__init__("; ".join(p.message for p in problems))
 
 
-class FsCache:
+class FsMemo:
     """Filesystem facts for one load: each path is built, stat'ed, resolved or listed once.
 
     Pipelines that share a model folder ask `resolve_step_files` the same questions; one
-    FsCache per load (`loader.load_project` holds one) answers the repeats from memory,
-    and the next load, with its own cache, sees an edited project afresh. Without one,
-    each `resolve_step_files` call uses a fresh cache: the same answers as before.
+    FsMemo per load (the load's `LoadSession.fs`) answers the repeats from memory, and
+    the next load, with its own memo, sees an edited project afresh. Without one, each
+    `resolve_step_files` call uses a fresh memo: the same answers.
     """
 
     def __init__(self) -> None:
@@ -209,7 +209,7 @@ class _Lookup:
     paths: ProjectPaths
     step: StepBase
     problems: list[StepFileProblem] = field(default_factory=list)
-    fs: FsCache = field(default_factory=FsCache)
+    fs: FsMemo = field(default_factory=FsMemo)
 
     def problem(self, where: tuple[str | int, ...], message: str, pipeline_level: bool = False) -> None:
         self.problems.append(StepFileProblem(where, message, pipeline_level))
@@ -329,13 +329,13 @@ def default_image_files(paths: ProjectPaths, pipeline: PipelineConfig) -> StepFi
 
 
 def resolve_step_files(
-    paths: ProjectPaths, pipeline: PipelineConfig, step: StepBase, fs: FsCache | None = None
+    paths: ProjectPaths, pipeline: PipelineConfig, step: StepBase, fs: FsMemo | None = None
 ) -> StepFiles:
     """The files of `step`; raises StepFilesError listing every problem found.
 
-    `fs`: the filesystem facts of the current load (see FsCache); default: a fresh one.
+    `fs`: the filesystem facts of the current load (see FsMemo); default: a fresh one.
     """
-    look = _Lookup(paths, step, fs=fs if fs is not None else FsCache())
+    look = _Lookup(paths, step, fs=fs if fs is not None else FsMemo())
     files = _resolve(look, pipeline, step)
     if look.problems:
         raise StepFilesError(look.problems)

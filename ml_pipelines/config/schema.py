@@ -409,10 +409,3 @@ class PipelineConfig(Model):
             if task.name == name:
                 return task
         raise KeyError(name)
-
-
-class ConfigFile(Model):
-    """One file under model_configs/."""
-
-    CommonConf: dict[str, Any] | None = Field(None, description="Free-form shared settings (Snowflake...).")
-    dags: dict[str, PipelineConfig] = Field(min_length=1, description="Pipelines by generator family.")

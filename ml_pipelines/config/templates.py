@@ -47,30 +47,6 @@ if TYPE_CHECKING:  # config imports nothing of ours at run time; any object with
 MAX_RESULT_LENGTH = 1_000_000  # longest string/list `*` may build in a template
 MAX_EXPONENT = 1_000
 
-# Names the context always holds (the load-time check of unknown names uses this).
-CONTEXT_NAMES = frozenset(
-    {
-        "ds",
-        "ds_nodash",
-        "ts",
-        "ts_nodash",
-        "ts_nodash_with_tz",
-        "data_interval_start",
-        "data_interval_end",
-        "logical_date",
-        "execution_date",
-        "yesterday_ds",
-        "yesterday_ds_nodash",
-        "tomorrow_ds",
-        "tomorrow_ds_nodash",
-        "next_ds",
-        "next_ds_nodash",
-        "macros",
-        "var",
-        "ENV",
-    }
-)
-
 
 class TemplateRenderError(ValueError):
     """A template failed to render; the message names where it came from and why."""

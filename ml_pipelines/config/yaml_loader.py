@@ -17,9 +17,10 @@ when available) and builds plain Python data from the node graph itself, so that
 Nothing raises on bad input: problems come back in `YamlDocument.issues`. A problem that
 leaves no usable data (syntax error, oversize file, alias bomb) sets `fatal`.
 
-A project load reads hundreds of configs that `!include` the same fragments: pass one
-`YamlCache` to every `load_yaml` of that load and each fragment is read and composed once
-(the cache lives as long as the load, so the next load reads edited files afresh).
+A project load reads hundreds of configs that `!include` the same fragments: pass the
+load's `YamlMemo` (its `LoadSession.yaml`) to every `load_yaml` of that load and each
+fragment is read and composed once (the memo lives as long as the load, so the next load
+reads edited files afresh).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class _Composer(_BaseLoader):  # type: ignore[misc, valid-type]
 
     The composer asks `resolve` for the tag of every node. The safe loader has no path
     resolvers, so a plain scalar's tag depends on its text alone: it is remembered in
-    `tags` (the load's `YamlCache.tags`) instead of running the implicit resolvers' regexes
+    `tags` (the load's `YamlMemo.tags`) instead of running the implicit resolvers' regexes
     again for every repeated key and value. Quoted scalars are text, collections maps or
     sequences, as in `Resolver.resolve`.
     """
@@ -213,12 +214,12 @@ class YamlDocument:
         return self.issue_errors()
 
 
-class YamlCache:
+class YamlMemo:
     """What a project load would otherwise read, compose and look up once per config file.
 
-    Hold one for one load (`loader.load_project` does): an `!include`d file is read and
+    One per load (the load's `LoadSession` holds it): an `!include`d file is read and
     composed once, include targets are resolved once, and an edited file is read afresh
-    by the next load, which brings its own cache. The composed nodes are shared between
+    by the next load, which brings its own memo. The composed nodes are shared between
     documents: building never changes a node.
     """
 
@@ -278,16 +279,16 @@ class _Abort(Exception):
         self.message = message
 
 
-def load_yaml(path: str | Path, *, root: str | Path | None = None, cache: YamlCache | None = None) -> YamlDocument:
+def load_yaml(path: str | Path, *, root: str | Path | None = None, memo: YamlMemo | None = None) -> YamlDocument:
     """Load one YAML file (and what it includes). Never raises for bad input.
 
     `root` confines `!include` and is what error paths are shown relative to; default:
-    the file's folder. `cache`: share one `YamlCache` between the files of one load.
+    the file's folder. `memo`: the load's `YamlMemo`, shared by the files of one load.
     """
     path = Path(path).absolute()
     root_path = Path(root).absolute() if root is not None else path.parent
     doc = YamlDocument(file=path, root=root_path, positions=Positions(file=path))
-    builder = _Builder(doc, cache if cache is not None else YamlCache())
+    builder = _Builder(doc, memo if memo is not None else YamlMemo())
     try:
         doc.data = builder.load_file(path, prefix=(), site=None)
     except _Abort as abort:
@@ -329,11 +330,11 @@ class _Builder:
     instead of being passed down.
     """
 
-    def __init__(self, doc: YamlDocument, cache: YamlCache):
+    def __init__(self, doc: YamlDocument, memo: YamlMemo):
         self.doc = doc
-        self.cache = cache
+        self.memo = memo
         self.root = doc.root
-        self.root_resolved = cache.resolved_root(doc.root)
+        self.root_resolved = memo.resolved_root(doc.root)
         self.chain: list[Path] = []
         self.nodes = 0
         self.constructor = SafeConstructor()
@@ -376,7 +377,7 @@ class _Builder:
             fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")
             return False, None
 
-        composer = _Composer(text, self.cache.tags)
+        composer = _Composer(text, self.memo.tags)
         try:
             node = composer.get_single_node()
         except yaml.YAMLError as exc:
@@ -391,7 +392,7 @@ class _Builder:
     def load_file(self, path: Path, prefix: KeyPath, site: Mark | None) -> Any:
         """Build the data of `path` at `prefix`. `site` is the !include's mark (None: top).
 
-        An included `path` is already resolved; its composed nodes come from the cache
+        An included `path` is already resolved; its composed nodes come from the memo
         when another document of this load included it before.
         """
         top = site is None
@@ -407,20 +408,20 @@ class _Builder:
                 return None
             marks: dict[int, Mark] = {}
         else:
-            composed = self.cache.composed
+            composed = self.memo.composed
             if path in composed:
                 node = composed[path]
             else:
                 ok, node = self._compose(path, fail, site)
                 if not ok:
-                    return None  # not cached: the problem is reported again where it recurs
+                    return None  # not kept: the problem is reported again where it recurs
                 composed[path] = node
-            marks = self.cache.marks.setdefault(path, {})
+            marks = self.memo.marks.setdefault(path, {})
         if node is None:
             return None
         if not top:
             self.doc.includes.append(path)
-        self.chain.append(self.cache.real_path(path) if top else path)
+        self.chain.append(self.memo.real_path(path) if top else path)
         outer = self.file, self.marks, self.own
         self.file, self.marks, self.own = path, marks, top
         try:
@@ -435,7 +436,7 @@ class _Builder:
         if not target_text:
             self._issue(path, site, "!include needs a file path, e.g. !include common/snowflake.yml")
             return None
-        resolved = self.cache.target(file.parent, target_text)
+        resolved = self.memo.target(file.parent, target_text)
         if not resolved.is_relative_to(self.root_resolved):
             self._issue(path, site, f"!include {target_text!r} points outside the project directory {self.root}")
             return None
@@ -446,7 +447,7 @@ class _Builder:
         if len(self.chain) >= MAX_INCLUDE_DEPTH:
             self._issue(path, site, f"!include nested deeper than {MAX_INCLUDE_DEPTH} files")
             return None
-        kind = self.cache.kind(resolved)
+        kind = self.memo.kind(resolved)
         if kind == "missing":
             self._issue(path, site, f"included file {self._rel(resolved)} not found (!include {target_text})")
             return None

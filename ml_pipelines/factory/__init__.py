@@ -13,7 +13,6 @@ from ml_pipelines.factory.broken import broken_config_asset
 from ml_pipelines.factory.partitions import cron_of, partitions_for
 from ml_pipelines.factory.schedules import pipeline_schedule
 from ml_pipelines.steps.registry import spec_of
-from ml_pipelines.plan.versions import snapshot
 
 if TYPE_CHECKING:
     from ml_pipelines.environment import Settings
@@ -44,8 +43,7 @@ def build_definitions(
 
     assets: list = []
     schedules = []
-    with snapshot(project.files):
-        assets_and_schedules(project, settings, sinks, assets, schedules)
+    assets_and_schedules(project, settings, sinks, assets, schedules)
     for config_file, errors in sorted(project.broken.items()):
         assets.append(broken_config_asset(config_file, errors, project.paths.root))
     return Definitions(assets=assets, schedules=schedules, resources=resources, executor=executor)
@@ -53,7 +51,7 @@ def build_definitions(
 
 def assets_and_schedules(project: Project, settings: Settings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
-        assets.extend(pipeline_definitions(pipeline, project.paths, settings, sinks, project.files))
+        assets.extend(pipeline_definitions(pipeline, project.paths, settings, sinks, project.session))
         config = pipeline.config
         cron = cron_of(config.schedule_interval)
         if cron is None:

@@ -29,9 +29,9 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
-from ml_pipelines.config.file_cache import FileCache
 from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.config.paths import ProjectPaths
+from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import cron_of, partitions_for
@@ -65,12 +65,12 @@ def sink_keys(pipeline: LoadedPipeline) -> list[AssetKey]:
     return [step_key(pipeline.config.pipeline_id, t.name) for t in tasks if t.name not in upstream]
 
 
-def _description(pipeline: LoadedPipeline, step, files_cache: FileCache | None) -> str:
+def _description(pipeline: LoadedPipeline, step, session: LoadSession | None) -> str:
     files = pipeline.files.get(step.name)
     doc = (type(step).__doc__ or "").strip()
     parts = [f"`{step.name}` of pipeline `{pipeline.config.pipeline_id}` ({pipeline.source.name}). {doc}"]
     if files is not None and files.main is not None and files.main.suffix == ".ipynb":
-        summary = describe.notebook_summary(files.main, files_cache)
+        summary = describe.notebook_summary(files.main, session)
         if summary:
             parts.append(summary)
     return "\n\n".join(parts)
@@ -89,7 +89,7 @@ def pipeline_definitions(
     paths: ProjectPaths,
     settings: Settings,
     pipeline_sinks: dict[str, list[AssetKey]],
-    files_cache: FileCache | None = None,
+    session: LoadSession | None = None,
 ) -> list:
     """An asset per runnable step and the specs of the pipeline's external waits."""
     config = pipeline.config
@@ -113,15 +113,15 @@ def pipeline_definitions(
         metadata = {"step_kind": step.kind.value, "config_file": str(pipeline.source)}
         files = pipeline.files.get(name)
         if files is not None and files.sql_files:
-            metadata["tables_written"] = describe.tables_written(files.sql_files, files_cache)
+            metadata["tables_written"] = describe.tables_written(files.sql_files, session)
         spec = AssetSpec(
             key=key,
             deps=deps,
             group_name=pid,
             owners=owners,
             kinds=set(spec_of(step).dagster_kinds),
-            description=_description(pipeline, step, files_cache),
-            code_version=step_code_version(pipeline, name, paths),
+            description=_description(pipeline, step, session),
+            code_version=step_code_version(pipeline, name, paths, session),
             metadata=metadata,
             partitions_def=step_partitions,
         )

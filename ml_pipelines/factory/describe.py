@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config.session import LoadSession
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 
@@ -34,14 +34,14 @@ def _first_markdown_cell(path: Path) -> str | None:
     return None
 
 
-def notebook_summary(path: Path | None, files: FileCache | None = None) -> str | None:
-    """The notebook's first markdown cell. `files`: the load's FileCache."""
+def notebook_summary(path: Path | None, session: LoadSession | None = None) -> str | None:
+    """The notebook's first markdown cell. `session`: the load's (worked out once per load
+    and kept in the load cache)."""
     if path is None:
         return None
-    files = files if files is not None else FileCache()
-    if files.signature(path) is None:
-        return None
-    return files.memo(("notebook_summary", str(path)), [path], lambda: _first_markdown_cell(path))
+    if session is None:
+        return _first_markdown_cell(path)
+    return session.from_file("notebook summary", path, lambda: _first_markdown_cell(path))
 
 
 _JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
@@ -74,13 +74,14 @@ def _tables_in(text: str) -> tuple[str, ...]:
     return tuple(tables)
 
 
-def tables_written(sql_files: tuple[Path, ...], files: FileCache | None = None) -> list[str]:
+def tables_written(sql_files: tuple[Path, ...], session: LoadSession | None = None) -> list[str]:
     """Tables the SQL files write (INSERT, CREATE, MERGE, UPDATE, DELETE, COPY INTO targets).
-    `files`: the load's FileCache."""
-    files = files if files is not None else FileCache()
+    `session`: the load's (each file's tables worked out once per load and kept in the
+    load cache)."""
     found: list[str] = []
     for path in sql_files:
-        for table in files.memo(("tables_written", str(path)), [path], lambda path=path: _tables_of(path)):
+        tables = _tables_of(path) if session is None else session.from_file("tables written", path, lambda: _tables_of(path))
+        for table in tables:
             if table not in found:
                 found.append(table)
     return found

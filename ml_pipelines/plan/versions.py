@@ -14,10 +14,10 @@ A step's version (sha256, first 16 hex digits) covers:
 The container image's version is hash(kernel, requirements text, Dockerfile text); it is
 also `ContainerImagePlan.content_hash`.
 
-Files are named relative to the project root (moving the checkout changes nothing). File
-digests are cached per (path, mtime_ns, size), so files shared by many pipelines are read
-once; inside `with snapshot():` (one code-location load) each file is also stat'ed and
-each `lib/` folder listed only once.
+Files are named relative to the project root (moving the checkout changes nothing). Given
+the load's `LoadSession`, each file is read and each `lib/` folder listed once per load,
+however many steps share it, and a digest is reused from earlier loads while its file is
+unchanged (the load cache); without one, every file is read on every call.
 """
 
 from __future__ import annotations
@@ -25,27 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ml_pipelines.config.schema import ContainerImageStep
 from ml_pipelines.plan.images import image_files
 
 if TYPE_CHECKING:
-    from ml_pipelines.config.file_cache import FileCache
     from ml_pipelines.config.loader import LoadedPipeline
     from ml_pipelines.config.paths import ProjectPaths, StepFiles
+    from ml_pipelines.config.session import LoadSession
 
 VERSION_LENGTH = 16
 _IGNORED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store"})
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
-_CACHE_LIMIT = 100_000
-_cache: dict[tuple[str, int, int], str] = {}
-_cache_lock = threading.Lock()
-# Inside `snapshot()`: path -> digest and folder -> tree entries, without even a stat.
-_snapshot = threading.local()
 
 
 def _short(parts: Iterable[str]) -> str:
@@ -67,60 +60,21 @@ def _notebook_digest(raw: bytes) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
-@contextmanager
-def snapshot(files: FileCache | None = None) -> Iterator[None]:
-    """Treat the files as unchanging for the duration (e.g. one code-location load): each
-    file is stat'ed and each folder listed once, however many steps share it. `files`:
-    digests of earlier loads, reused while their files are unchanged (see file_cache)."""
-    outer = getattr(_snapshot, "state", None)
-    if outer is None:
-        _snapshot.state = ({}, {}, files)
-    try:
-        yield
-    finally:
-        if outer is None:
-            _snapshot.state = None
-
-
-def file_digest(path: Path | str) -> str:
-    """sha256 of a file's content (cached per path, mtime_ns and size); "missing" if absent."""
+def file_digest(path: Path | str, session: LoadSession | None = None) -> str:
+    """sha256 of a file's content (of a notebook's cells, see `_notebook_digest`); "missing"
+    if absent. With the load's `session`: read once per load, reused while unchanged."""
     text = os.fspath(path)
-    state = getattr(_snapshot, "state", None)
-    if state is not None:
-        digest = state[0].get(text)
-        if digest is None:
-            files = state[2]
-            if files is None:
-                digest = state[0][text] = _file_digest(text)
-            else:
-                digest = state[0][text] = files.memo(("digest", text), [text], lambda: _file_digest(text))
-        return digest
-    return _file_digest(text)
+    if session is None:
+        return _read_digest(text)
+    return session.from_file("digest", text, lambda: _read_digest(text))
 
 
-def _file_digest(text: str) -> str:
+def _read_digest(text: str) -> str:
     try:
-        st = os.stat(text)
+        raw = Path(text).read_bytes()
     except OSError:
         return "missing"
-    key = (text, st.st_mtime_ns, st.st_size)
-    digest = _cache.get(key)
-    if digest is None:
-        try:
-            raw = Path(text).read_bytes()
-        except OSError:
-            return "missing"
-        digest = _notebook_digest(raw) if text.endswith(".ipynb") else hashlib.sha256(raw).hexdigest()
-        with _cache_lock:
-            if len(_cache) >= _CACHE_LIMIT:
-                _cache.clear()
-            _cache[key] = digest
-    return digest
-
-
-def clear_digest_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    return _notebook_digest(raw) if text.endswith(".ipynb") else hashlib.sha256(raw).hexdigest()
 
 
 def _display(path: Path | str, root: str | None) -> str:
@@ -131,19 +85,16 @@ def _display(path: Path | str, root: str | None) -> str:
     return text.replace(os.sep, "/")
 
 
-def _tree_entries(role: str, directory: Path | str, root: str | None) -> list[str]:
-    """Relative names and digests of every file under `directory` (sorted, caches ignored)."""
+def _tree_entries(role: str, directory: Path | str, root: str | None, session: LoadSession | None) -> list[str]:
+    """Relative names and digests of every file under `directory` (sorted, caches ignored);
+    listed once per load with a `session`."""
     top = os.fspath(directory)
-    state = getattr(_snapshot, "state", None)
-    if state is not None:
-        key = (role, top, root)
-        if key not in state[1]:
-            state[1][key] = _walk_tree(role, top, root)
-        return list(state[1][key])
-    return _walk_tree(role, top, root)
+    if session is None:
+        return _walk_tree(role, top, root, None)
+    return list(session.once(("version tree", role, top, root), lambda: _walk_tree(role, top, root, session)))
 
 
-def _walk_tree(role: str, top: str, root: str | None) -> list[str]:
+def _walk_tree(role: str, top: str, root: str | None, session: LoadSession | None) -> list[str]:
     entries: list[str] = []
 
     def walk(folder: str, prefix: str) -> None:
@@ -158,7 +109,7 @@ def _walk_tree(role: str, top: str, root: str | None) -> list[str]:
             if item.is_dir():
                 walk(item.path, f"{prefix}{item.name}/")
             elif item.is_file() and not item.name.endswith(_IGNORED_SUFFIXES):
-                entries.append(f"{role}\0{prefix}{item.name}\0{file_digest(item.path)}")
+                entries.append(f"{role}\0{prefix}{item.name}\0{file_digest(item.path, session)}")
 
     if not os.path.isdir(top):
         return [f"{role}\0{_display(top, root)}\0missing"]
@@ -166,28 +117,32 @@ def _walk_tree(role: str, top: str, root: str | None) -> list[str]:
     return entries
 
 
-def _file_entry(role: str, path: Path | str | None, root: str | None) -> list[str]:
+def _file_entry(role: str, path: Path | str | None, root: str | None, session: LoadSession | None) -> list[str]:
     if path is None:
         return [f"{role}\0none"]
-    return [f"{role}\0{_display(path, root)}\0{file_digest(path)}"]
+    return [f"{role}\0{_display(path, root)}\0{file_digest(path, session)}"]
 
 
-def image_version(kernel: str, requirements_file: Path | None, dockerfile: Path | None) -> str:
+def image_version(
+    kernel: str, requirements_file: Path | None, dockerfile: Path | None, session: LoadSession | None = None
+) -> str:
     """hash(kernel, requirements text, Dockerfile text): the image tag."""
     return _short(
         [
             "image-v1",
             kernel,
-            file_digest(requirements_file) if requirements_file is not None else "no-requirements",
-            file_digest(dockerfile) if dockerfile is not None else "no-dockerfile",
+            file_digest(requirements_file, session) if requirements_file is not None else "no-requirements",
+            file_digest(dockerfile, session) if dockerfile is not None else "no-dockerfile",
         ]
     )
 
 
-def _image_version_of(pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths) -> str:
+def _image_version_of(
+    pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths, session: LoadSession | None
+) -> str:
     """The version of the image the step `step_name` is or runs in."""
     image = image_files(pipeline, paths, step_name)
-    return image_version(image.kernel, image.requirements_file, image.dockerfile)
+    return image_version(image.kernel, image.requirements_file, image.dockerfile, session)
 
 
 def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
@@ -200,30 +155,33 @@ def _step_config_json(pipeline: LoadedPipeline, step: Any) -> str:
     return dump + "\0" + repr(sorted(context.items()))
 
 
-def _file_entries(files: StepFiles | None, root: str | None) -> list[str]:
+def _file_entries(files: StepFiles | None, root: str | None, session: LoadSession | None) -> list[str]:
     if files is None:
         return ["files\0none"]
     entries: list[str] = []
-    entries += _file_entry("main", getattr(files, "main", None), root)
-    entries += _file_entry("parameters", getattr(files, "parameter_file", None), root)
-    entries += _file_entry("requirements", getattr(files, "requirements_file", None), root)
+    entries += _file_entry("main", getattr(files, "main", None), root, session)
+    entries += _file_entry("parameters", getattr(files, "parameter_file", None), root, session)
+    entries += _file_entry("requirements", getattr(files, "requirements_file", None), root, session)
     lib_dir = getattr(files, "lib_dir", None)
-    entries += _tree_entries("lib", lib_dir, root) if lib_dir is not None else ["lib\0none"]
+    entries += _tree_entries("lib", lib_dir, root, session) if lib_dir is not None else ["lib\0none"]
     for role in ("jars", "py_files", "sql_files"):
         for path in getattr(files, role, None) or ():
-            entries += _file_entry(role, path, root)
-    entries += _file_entry("dockerfile", getattr(files, "dockerfile", None), root)
+            entries += _file_entry(role, path, root, session)
+    entries += _file_entry("dockerfile", getattr(files, "dockerfile", None), root, session)
     return entries
 
 
-def step_code_version(pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths) -> str:
-    """16 hex digits of sha256 over what defines the step (see the module doc)."""
+def step_code_version(
+    pipeline: LoadedPipeline, step_name: str, paths: ProjectPaths, session: LoadSession | None = None
+) -> str:
+    """16 hex digits of sha256 over what defines the step (see the module doc). `session`:
+    the load's session (see `file_digest`)."""
     step = pipeline.config.step(step_name)
     files = pipeline.files.get(step_name)
     root = os.path.join(os.fspath(paths.root), "") if paths is not None else None
     if isinstance(step, ContainerImageStep):
-        return _image_version_of(pipeline, step_name, paths)
-    parts = ["step-v1", _step_config_json(pipeline, step), *_file_entries(files, root)]
+        return _image_version_of(pipeline, step_name, paths, session)
+    parts = ["step-v1", _step_config_json(pipeline, step), *_file_entries(files, root, session)]
     if step.runs_in_image:
-        parts.append("image\0" + _image_version_of(pipeline, step_name, paths))
+        parts.append("image\0" + _image_version_of(pipeline, step_name, paths, session))
     return _short(parts)

@@ -2,12 +2,14 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from ml_pipelines.plan.versions import clear_digest_cache, file_digest, image_version, step_code_version
+from ml_pipelines.config.session import LoadSession
+from ml_pipelines.plan.versions import file_digest, image_version, step_code_version
 
 from .conftest import CONFIG, PIPELINE_ID, notebook
 
@@ -24,13 +26,13 @@ ALL = [
 ]
 
 
-def versions(project):
+def versions(project, session=None):
     pipeline = project.pipeline(PIPELINE_ID)
-    return {name: step_code_version(pipeline, name, project.paths) for name in ALL}
+    return {name: step_code_version(pipeline, name, project.paths, session) for name in ALL}
 
 
 def rewrite(path: Path, text: str) -> None:
-    """Write and move mtime forward, so the (path, mtime_ns, size) cache sees the change."""
+    """Write and move mtime forward, as an edit made a while later would."""
     before = path.stat().st_mtime_ns if path.exists() else time.time_ns()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -48,8 +50,7 @@ def project(project_root, load):
 
 def test_versions_are_short_stable_and_distinct(project):
     v1 = versions(project)
-    clear_digest_cache()
-    assert versions(project) == v1
+    assert versions(project) == v1 == versions(project, LoadSession())
     assert all(len(v) == 16 and int(v, 16) >= 0 for v in v1.values())
     assert len(set(v1.values())) == len(v1)
 
@@ -158,10 +159,9 @@ def test_moving_the_project_changes_nothing(project_root, load, tmp_path):
     assert versions(load(moved, "DEV")) == before
 
 
-def test_file_digest_cache_reads_a_shared_file_once(tmp_path, monkeypatch):
+def test_file_digest_reads_a_shared_file_once_per_session(tmp_path, monkeypatch):
     path = tmp_path / "f.txt"
     path.write_text("abc")
-    clear_digest_cache()
     reads = []
     original = Path.read_bytes
 
@@ -170,11 +170,13 @@ def test_file_digest_cache_reads_a_shared_file_once(tmp_path, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(Path, "read_bytes", counting)
-    first = file_digest(path)
+    session = LoadSession()
+    first = file_digest(path, session)
     for _ in range(50):
-        assert file_digest(path) == first
+        assert file_digest(path, session) == first
     assert len(reads) == 1
-    assert file_digest(tmp_path / "missing") == "missing"
+    assert file_digest(path) == first and len(reads) == 2  # no session: read every time
+    assert file_digest(tmp_path / "missing") == file_digest(tmp_path / "missing", session) == "missing"
 
 
 def test_image_version_inputs(tmp_path):
@@ -189,9 +191,7 @@ def test_image_version_inputs(tmp_path):
     assert image_version("python3", req, None) != base
 
 
-def test_snapshot_stats_each_file_once_and_gives_the_same_versions(project, project_root, monkeypatch):
-    from ml_pipelines.plan import versions as v
-
+def test_a_session_stats_files_only_on_its_first_pass_and_gives_the_same_versions(project, project_root, monkeypatch):
     plain = versions(project)
     stats = []
     original = os.stat
@@ -200,14 +200,15 @@ def test_snapshot_stats_each_file_once_and_gives_the_same_versions(project, proj
         stats.append(os.fspath(path))
         return original(path, *a, **kw)
 
-    monkeypatch.setattr(v.os, "stat", counting)
-    with v.snapshot():
-        assert versions(project) == plain
-        assert versions(project) == plain
-        with v.snapshot():  # nested: same snapshot
-            versions(project)
-    assert stats and len(stats) == len(set(stats))
-    # outside a snapshot, changes are seen again
-    monkeypatch.setattr(v.os, "stat", original)
+    monkeypatch.setattr(os, "stat", counting)
+    session = LoadSession()
+    assert versions(project, session) == plain
+    first_pass = len(stats)
+    assert versions(project, session) == plain
+    assert len(stats) == first_pass  # the second pass takes everything from the session
+    # each file is stat'ed before and after it is digested (kept only if unchanged meanwhile)
+    assert stats and max(Counter(stats).values()) <= 2
+    # the next session sees changes
+    monkeypatch.setattr(os, "stat", original)
     rewrite(project_root / "Sagemaker_Models" / "demo" / "pipeline" / "merge.sql", "select 3;\n")
-    assert changed(plain, versions(project)) == {"write_to_snowflake"}
+    assert changed(plain, versions(project, LoadSession())) == {"write_to_snowflake"}

@@ -1,4 +1,4 @@
-"""The load cache: results are reused only while every file they came from is unchanged."""
+"""The load cache (LoadStore): results are reused only while every file they came from is unchanged."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import shutil
 import time
 from pathlib import Path
 
-from ml_pipelines.config import file_cache as fc
-from ml_pipelines.config.file_cache import FileCache
+from ml_pipelines.config import load_store
+from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.loader import load_project
-from ml_pipelines.plan.versions import snapshot, step_code_version
+from ml_pipelines.config.session import LoadSession
+from ml_pipelines.plan.versions import step_code_version
 from tests.config.conftest import FORECAST, FixtureProject
 
 FORECAST_ID = "demo_forecast_Daily"
@@ -37,24 +38,24 @@ def edit_settled(project: FixtureProject, rel: str, *pairs: tuple[str, str]) -> 
     os.utime(path, (past, past))
 
 
-# -- FileCache itself ------------------------------------------------------------------------
+# -- LoadStore itself ------------------------------------------------------------------------
 def test_value_is_reused_until_its_file_changes(tmp_path):
     source = tmp_path / "a.txt"
     source.write_text("one")
     settle(tmp_path)
     cache_file = tmp_path / "cache" / "c.pickle"
 
-    first = FileCache(cache_file)
+    first = LoadStore(cache_file)
     assert first.memo("k", [source], lambda: source.read_text()) == "one"
     first.save()
 
-    second = FileCache(cache_file)
+    second = LoadStore(cache_file)
     assert second.memo("k", [source], lambda: "recomputed") == "one"
     assert (second.hits, second.misses) == (1, 0)
 
     source.write_text("two!")  # another size and mtime
     settle(tmp_path)
-    third = FileCache(cache_file)
+    third = LoadStore(cache_file)
     assert third.memo("k", [source], lambda: source.read_text()) == "two!"
     assert third.misses == 1
 
@@ -63,27 +64,27 @@ def test_deleted_or_created_files_invalidate(tmp_path):
     present, absent = tmp_path / "present.txt", tmp_path / "absent.txt"
     present.write_text("x")
     settle(tmp_path)
-    cache = FileCache(tmp_path / "c.pickle")
+    cache = LoadStore(tmp_path / "c.pickle")
     cache.put("k", "value", [present, absent])  # worked out while `absent` did not exist
     cache.save()
-    assert FileCache(tmp_path / "c.pickle").get("k") == "value"
+    assert LoadStore(tmp_path / "c.pickle").get("k") == "value"
 
     absent.write_text("now here")
-    assert FileCache(tmp_path / "c.pickle").get("k") is None
+    assert LoadStore(tmp_path / "c.pickle").get("k") is None
     absent.unlink()
     present.unlink()
-    assert FileCache(tmp_path / "c.pickle").get("k") is None
+    assert LoadStore(tmp_path / "c.pickle").get("k") is None
 
 
 def test_recently_written_or_changing_files_are_not_cached(tmp_path):
     fresh = tmp_path / "fresh.txt"
     fresh.write_text("just written")
-    cache = FileCache(tmp_path / "c.pickle")
+    cache = LoadStore(tmp_path / "c.pickle")
     cache.put("fresh", 1, [fresh])  # could be rewritten within the same clock tick
     assert cache.get("fresh") is None
 
     settle(tmp_path)
-    moving = FileCache(tmp_path / "c.pickle")
+    moving = LoadStore(tmp_path / "c.pickle")
     moving.signature(fresh)  # taken before the read
     fresh.write_text("changed while being read")
     settle(tmp_path)
@@ -96,18 +97,18 @@ def test_save_writes_only_what_changed_and_drops_unused_entries(tmp_path):
     source.write_text("a")
     settle(tmp_path)
     path = tmp_path / "c.pickle"
-    cache = FileCache(path)
+    cache = LoadStore(path)
     cache.put("used", 1, [source])
     cache.put("unused", 2, [source])
     cache.save()
 
-    again = FileCache(path)
+    again = LoadStore(path)
     assert again.get("used") == 1
     again.save()  # "unused" was not asked for: dropped
     assert set(pickle.loads(path.read_bytes())["entries"]) == {"used"}
 
     before = path.stat().st_mtime_ns
-    steady = FileCache(path)
+    steady = LoadStore(path)
     assert steady.get("used") == 1
     steady.save()
     assert path.stat().st_mtime_ns == before  # nothing changed: nothing written
@@ -119,14 +120,14 @@ def test_corrupt_or_foreign_cache_is_ignored(tmp_path, monkeypatch, caplog):
     settle(tmp_path)
     path = tmp_path / "c.pickle"
     path.write_bytes(b"not a pickle")
-    cache = FileCache(path)
+    cache = LoadStore(path)
     assert cache.get("k") is None
     cache.put("k", 1, [source])
     cache.save()
-    assert FileCache(path).get("k") == 1
+    assert LoadStore(path).get("k") == 1
 
-    monkeypatch.setattr(fc, "product_fingerprint", lambda: "another product version")
-    assert FileCache(path).get("k") is None
+    monkeypatch.setattr(load_store, "product_fingerprint", lambda: "another product version")
+    assert LoadStore(path).get("k") is None
 
 
 def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
@@ -135,7 +136,7 @@ def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
     settle(tmp_path)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache folder should be")
-    cache = FileCache(blocker / "c.pickle")
+    cache = LoadStore(blocker / "c.pickle")
     cache.put("k", 1, [source])
     cache.save()  # logs, does not raise
     assert "could not write the load cache" in caplog.text
@@ -143,10 +144,10 @@ def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
 
 # -- through load_project --------------------------------------------------------------------
 def load(project: FixtureProject, cache_dir: Path):
-    files = FileCache.for_project(cache_dir, project.root)
-    loaded = load_project(project.root, env="LOCAL", files=files)
-    files.save()
-    return loaded, files
+    session = LoadSession(LoadStore.for_project(cache_dir, project.root))
+    loaded = load_project(project.root, env="LOCAL", session=session)
+    session.save()
+    return loaded, session.store
 
 
 def summary(loaded) -> tuple:
@@ -204,12 +205,13 @@ def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
     notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
 
     def version() -> tuple[str, int]:
-        files = FileCache.for_project(tmp_path / "cache", project.root)
-        loaded = load_project(project.root, env="LOCAL", files=files)
-        with snapshot(files):
-            result = step_code_version(loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths)
-        files.save()
-        return result, files.misses
+        session = LoadSession(LoadStore.for_project(tmp_path / "cache", project.root))
+        loaded = load_project(project.root, env="LOCAL", session=session)
+        result = step_code_version(
+            loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths, session
+        )
+        session.save()
+        return result, session.store.misses
 
     before, _ = version()
     again, misses = version()

@@ -1,8 +1,9 @@
-"""Results worked out from files, reused across processes while those files are unchanged.
+"""The load cache: results worked out from files, kept across processes while those files
+are unchanged.
 
 Every Dagster process (the code server, each run worker, the daemon) loads the code
 location, and most of a load parses and checks files that have not changed since the
-last one. A `FileCache` keeps each result together with the signature (mtime, size,
+last one. A `LoadStore` keeps each result together with the signature (mtime, size,
 inode) of every file it was worked out from, and hands it back only while all of those
 files still have that signature.
 
@@ -13,12 +14,11 @@ libraries that parse) only costs a fresh computation. The file is trusted like t
 of the product's state directory: whoever can write there can edit the configs too.
 
 One instance treats the files as unchanging for its lifetime (each file is stat'ed once):
-use one per load.
+use one per load (the load's `LoadSession` holds it, see session.py).
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
@@ -27,8 +27,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,22 +68,7 @@ def product_fingerprint() -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many long-lived objects at once
-    (a project load, unpickling this cache): with a large heap (Dagster imported) its
-    passes over them find nothing and cost a fifth of the load or more. It is re-enabled
-    afterwards (unless it was off already) and collects as usual from then on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-class FileCache:
+class LoadStore:
     """Key -> value, valid while the files it was computed from are unchanged."""
 
     def __init__(self, file: Path | None = None) -> None:
@@ -99,7 +83,7 @@ class FileCache:
             self._stored = self._read(file)
 
     @classmethod
-    def for_project(cls, cache_dir: Path, project_root: Path) -> FileCache:
+    def for_project(cls, cache_dir: Path, project_root: Path) -> LoadStore:
         """The cache of the project at `project_root`, kept in `cache_dir`."""
         name = hashlib.sha256(os.fspath(Path(project_root).resolve()).encode()).hexdigest()[:16]
         return cls(Path(cache_dir) / f"load-{name}.pickle")
@@ -123,9 +107,9 @@ class FileCache:
         return entry[1]
 
     def put(self, key: Hashable, value: Any, files: Iterable[str | os.PathLike]) -> None:
-        """Keep `value`, worked out from `files`. Their signatures are the first ones this
-        instance took (before the files were read, when the caller asked `signature` or
-        `get` first); a file that changed meanwhile, or too recently, leaves it out."""
+        """Keep `value`, worked out from `files`, against the first signatures this instance
+        took of them: take them before reading the files (`memo` does; other callers ask
+        `signature`). A file that changed meanwhile, or too recently, leaves it out."""
         deps = tuple((os.fspath(f), self.signature(f)) for f in files)
         if any(signature(path) != sig for path, sig in deps):
             return
@@ -140,6 +124,8 @@ class FileCache:
     def memo(self, key: Hashable, files: Iterable[str | os.PathLike], compute: Callable[[], T]) -> T:
         """The cached value for `key`, or `compute()` kept against `files`."""
         files = list(files)
+        for path in files:
+            self.signature(path)  # before `compute` reads it (see `put`)
         missing = object()
         value = self.get(key, missing)
         if value is missing:
@@ -150,7 +136,7 @@ class FileCache:
     # -- disk ----------------------------------------------------------------------------
     def _read(self, file: Path) -> dict:
         try:
-            with open(file, "rb") as handle, collector_paused():
+            with open(file, "rb") as handle:
                 payload = pickle.load(handle)
         except FileNotFoundError:
             return {}
