@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -94,7 +93,7 @@ def plan_as_dict(
     day = logical_date or datetime.now(timezone.utc).date()
     window = window_for(config.schedule_interval, config.default_args.start_date, day)
     variables = load_variables(paths.model_configs, env)
-    order = list(TopologicalSorter({t.name: set(t.upstream_task_name) for t in config.tasks}).static_order())
+    order = config.step_order()
     steps = []
     for name in order:
         step = config.step(name)

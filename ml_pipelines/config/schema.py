@@ -10,6 +10,7 @@ import math
 import re
 from datetime import date, timedelta
 from enum import Enum
+from graphlib import TopologicalSorter
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
@@ -409,3 +410,8 @@ class PipelineConfig(Model):
             if task.name == name:
                 return task
         raise KeyError(name)
+
+    def step_order(self) -> list[str]:
+        """Step names in an order that runs each after its upstream steps."""
+        graph = {t.name: set(t.upstream_task_name) for t in self.tasks}
+        return list(TopologicalSorter(graph).static_order())

@@ -10,7 +10,7 @@ from dagster import Definitions, ExecutorDefinition
 from ml_pipelines.config.loader import Project
 from ml_pipelines.factory.assets import is_time_partitioned, pipeline_definitions, sink_keys, step_key
 from ml_pipelines.factory.broken import broken_config_asset
-from ml_pipelines.factory.partitions import cron_of, partitions_for
+from ml_pipelines.factory.partitions import cron_of, pipeline_partitions
 from ml_pipelines.factory.schedules import pipeline_schedule
 from ml_pipelines.steps.registry import spec_of
 
@@ -56,8 +56,7 @@ def assets_and_schedules(project: Project, settings: Settings, sinks, assets: li
         cron = cron_of(config.schedule_interval)
         if cron is None:
             continue
-        start = config.default_args.start_date
-        partitions_def = partitions_for(cron, start) if start else None
+        partitions_def = pipeline_partitions(config)
         pid = config.pipeline_id
         keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).resource_key is not None]
         # A partition is done when the pipeline's last time-partitioned steps have it.

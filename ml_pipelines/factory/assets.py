@@ -9,7 +9,6 @@ docs/architecture.md).
 
 from __future__ import annotations
 
-from graphlib import TopologicalSorter
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -34,7 +33,7 @@ from ml_pipelines.config.paths import ProjectPaths
 from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
-from ml_pipelines.factory.partitions import cron_of, partitions_for
+from ml_pipelines.factory.partitions import pipeline_partitions
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
 from ml_pipelines.steps import StepFailed
@@ -47,11 +46,6 @@ PIPELINE_TAG = "ml_pipelines/pipeline"
 
 def step_key(pipeline_id: str, step_name: str) -> AssetKey:
     return AssetKey([pipeline_id, step_name])
-
-
-def step_order(pipeline: LoadedPipeline) -> list[str]:
-    graph = {t.name: set(t.upstream_task_name) for t in pipeline.config.tasks}
-    return list(TopologicalSorter(graph).static_order())
 
 
 def is_time_partitioned(step) -> bool:
@@ -94,9 +88,7 @@ def pipeline_definitions(
     """An asset per runnable step and the specs of the pipeline's external waits."""
     config = pipeline.config
     pid = config.pipeline_id
-    cron = cron_of(config.schedule_interval)
-    start = config.default_args.start_date
-    partitions_def = partitions_for(cron, start) if cron and start else None
+    partitions_def = pipeline_partitions(config)
     owners = describe.owners_of(config.default_args.owner)
     retry_policy = _retry_policy(pipeline)
     defs: list = []

@@ -8,7 +8,8 @@ from functools import lru_cache
 from dagster import TimeWindowPartitionsDefinition
 
 from ml_pipelines.config.cron import parse_cron
-from ml_pipelines.plan.windows import cron_of  # noqa: F401  (re-exported for the factory)
+from ml_pipelines.config.schema import PipelineConfig
+from ml_pipelines.plan.windows import cron_of
 
 
 def _at_most_daily(cron: str) -> bool:
@@ -28,3 +29,10 @@ def partitions_for(cron: str, start: date) -> TimeWindowPartitionsDefinition:
         fmt=fmt,
         timezone="UTC",
     )
+
+
+def pipeline_partitions(config: PipelineConfig) -> TimeWindowPartitionsDefinition | None:
+    """The pipeline's time partitions; None without a cron (or with `@once`) or a start_date."""
+    cron = cron_of(config.schedule_interval)
+    start = config.default_args.start_date
+    return partitions_for(cron, start) if cron and start else None

@@ -24,7 +24,7 @@ from pydantic import Field
 from ml_pipelines.local.awsglue import COMPAT_ROOT
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, pipes_command
-from ml_pipelines.local.storage import LocalStorage, local_to_s3
+from ml_pipelines.local.storage import LocalStorage, join_uri, local_to_s3
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome
 
@@ -96,13 +96,13 @@ class LocalGlue(GlueBackend):
     def _upload(self, plan: GluePlan) -> list[str]:
         """Copy script, lib/, py files and jars where the job finds them on S3."""
         storage = self.storage
-        uploaded = [storage.put_file(str(plan.script), _join(plan.input_uri, plan.script.name))]
+        uploaded = [storage.put_file(str(plan.script), join_uri(plan.input_uri, plan.script.name))]
         if plan.lib_dir is not None and plan.lib_dir.is_dir():
             uploaded += storage.put_tree(str(plan.lib_dir), plan.lib_uri)
         for py_file in plan.py_files:
-            uploaded.append(storage.put_file(str(py_file), _join(plan.lib_uri, py_file.name)))
+            uploaded.append(storage.put_file(str(py_file), join_uri(plan.lib_uri, py_file.name)))
         for jar in plan.jars:
-            uploaded.append(storage.put_file(str(jar), _join(plan.jar_uri, jar.name)))
+            uploaded.append(storage.put_file(str(jar), join_uri(plan.jar_uri, jar.name)))
         return uploaded
 
     def _outputs(self, plan: GluePlan) -> dict[str, list[str]]:
@@ -163,6 +163,3 @@ class LocalGlue(GlueBackend):
             metadata["output_files"] = outputs
         return StepOutcome(metadata=metadata)
 
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix.rstrip('/')}/{name}"

@@ -31,7 +31,7 @@ from dagster import MetadataValue
 from pydantic import Field
 
 from ml_pipelines.local.envs import PythonEnv, ensure_python_env
-from ml_pipelines.local.storage import LocalStorage
+from ml_pipelines.local.storage import LocalStorage, join_uri
 from ml_pipelines.plan.model import NotebookPlan
 from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome
 
@@ -72,9 +72,6 @@ class _LogStream:
         pass  # each line is logged as it is written
 
 
-def _join(uri: str, rel: str) -> str:
-    return f"{uri.rstrip('/')}/{rel}"
-
 
 def failure_message(plan: NotebookPlan, err: Any) -> str:
     traceback = _ANSI.sub("", "\n".join(err.traceback or []))
@@ -92,19 +89,19 @@ class LocalNotebooks(NotebookBackend):
 
     def _place_inputs(self, storage: LocalStorage, plan: NotebookPlan) -> tuple[Path, Path | None]:
         """Copy notebook, parameter file and lib/ to the input location; return the local notebook and lib paths."""
-        notebook_uri = storage.put_file(str(plan.notebook), _join(plan.input_uri, plan.notebook.name))
+        notebook_uri = storage.put_file(str(plan.notebook), join_uri(plan.input_uri, plan.notebook.name))
         if plan.parameter_file is not None:
-            storage.put_file(str(plan.parameter_file), _join(plan.input_uri, plan.parameter_file.name))
+            storage.put_file(str(plan.parameter_file), join_uri(plan.input_uri, plan.parameter_file.name))
         lib_local: Path | None = None
         if plan.lib_dir is not None:
-            lib_uri = _join(plan.input_uri, "lib")
+            lib_uri = join_uri(plan.input_uri, "lib")
             lib_local = storage.path_for(lib_uri)
             shutil.rmtree(lib_local, ignore_errors=True)
             lib_local.mkdir(parents=True)
             for src in sorted(p for p in plan.lib_dir.rglob("*") if p.is_file()):
                 rel = src.relative_to(plan.lib_dir)
                 if "__pycache__" not in rel.parts:
-                    storage.put_file(str(src), _join(lib_uri, rel.as_posix()))
+                    storage.put_file(str(src), join_uri(lib_uri, rel.as_posix()))
         return storage.path_for(notebook_uri), lib_local
 
     def run(self, context: Any, plan: NotebookPlan) -> StepOutcome:
@@ -112,7 +109,7 @@ class LocalNotebooks(NotebookBackend):
         env = ensure_python_env(Path(self.home), plan.image.kernel, plan.image.requirements_file, context.log)
         storage = self.storage
         input_notebook, lib_local = self._place_inputs(storage, plan)
-        output_notebook_uri = _join(plan.output_uri, f"{plan.notebook.stem}.ipynb")
+        output_notebook_uri = join_uri(plan.output_uri, f"{plan.notebook.stem}.ipynb")
         output_notebook = storage.path_for(output_notebook_uri)
         output_notebook.parent.mkdir(parents=True, exist_ok=True)
 

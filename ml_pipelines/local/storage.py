@@ -11,7 +11,12 @@ from ml_pipelines.config.parameters import s3_uri_to_local_path as s3_to_local
 from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.steps import Storage
 
-__all__ = ["LocalStorage", "local_to_s3", "s3_to_local", "split_s3_uri"]
+__all__ = ["LocalStorage", "join_uri", "local_to_s3", "s3_to_local", "split_s3_uri"]
+
+
+def join_uri(prefix: str, name: str) -> str:
+    """`prefix` + "/" + `name`, whether or not the prefix ends with a slash."""
+    return f"{prefix.rstrip('/')}/{name}"
 
 
 def local_to_s3(path: str | Path, root: str | Path) -> str:
