@@ -15,11 +15,12 @@ ML_PIPELINES_ENV ?= LOCAL
 DEV_DAGSTER_HOME := $(CURDIR)/.ml_pipelines/dagster_home
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test validate list reset-local
+.PHONY: help install dev test lint validate list reset-local
 
 help:
 	@echo "make dev          install if needed, then dagster dev on http://$(HOST):$(PORT) (ML_PIPELINES_ENV=$(ML_PIPELINES_ENV))"
-	@echo "make test         install if needed, then run the whole test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make test         install if needed, then lint and run the whole test suite (PYTEST_ARGS=... to narrow)"
+	@echo "make lint         ruff: format check and lint (ruff format . / ruff check --fix . to repair)"
 	@echo "make validate     check every config in model_configs/"
 	@echo "make list         list the pipelines and their steps"
 	@echo "make reset-local  delete LOCAL state (.ml_pipelines/: storage mirror, envs, warehouse, Dagster runs)"
@@ -42,8 +43,12 @@ dev: $(STAMP)
 	DAGSTER_HOME="$(DEV_DAGSTER_HOME)" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" \
 		$(VENV)/bin/dagster dev -m ml_pipelines.definitions -h $(HOST) -p $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 
 validate: $(STAMP)
 	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines validate

@@ -20,8 +20,13 @@ from dagster import (
 
 COUNT = int(os.environ.get("BENCH_PIPELINES", "10"))
 CRONS = [f"{m} {h} * * *" for h in range(0, 24, 2) for m in (0, 15, 30, 45, 55)]
-STEPS = ["ecr_container_creation", "sagemaker_notebook_job_processing_script", "glue_job_processing_script",
-         "python_script_check", "write_to_snowflake"]
+STEPS = [
+    "ecr_container_creation",
+    "sagemaker_notebook_job_processing_script",
+    "glue_job_processing_script",
+    "python_script_check",
+    "write_to_snowflake",
+]
 _partitions: dict = {}
 
 
@@ -48,8 +53,17 @@ def pipeline(i: int):
     previous = [wait.key]
     for step in STEPS:
         key = AssetKey([pid, step])
-        specs.append(AssetSpec(key=key, deps=[AssetDep(k) for k in previous], group_name=pid,
-                               owners=["bench@example.com"], kinds={"python"}, code_version="1", skippable=True))
+        specs.append(
+            AssetSpec(
+                key=key,
+                deps=[AssetDep(k) for k in previous],
+                group_name=pid,
+                owners=["bench@example.com"],
+                kinds={"python"},
+                code_version="1",
+                skippable=True,
+            )
+        )
         previous = [key]
 
     @multi_asset(name=pid, specs=specs, can_subset=True, partitions_def=part)
@@ -65,8 +79,13 @@ def pipeline(i: int):
         key = part.get_partition_key_for_timestamp(tick.timestamp(), end_closed=True)
         return RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key)
 
-    schedule = ScheduleDefinition(name=f"{pid}_schedule", cron_schedule=cron, job_name="__ASSET_JOB",
-                                  execution_fn=evaluate, execution_timezone="UTC")
+    schedule = ScheduleDefinition(
+        name=f"{pid}_schedule",
+        cron_schedule=cron,
+        job_name="__ASSET_JOB",
+        execution_fn=evaluate,
+        execution_timezone="UTC",
+    )
     return [run, wait], schedule
 
 

@@ -44,7 +44,9 @@ def main() -> None:
     sizes = [int(s) for s in opts.sizes.split(",")]
 
     print(f"load_project: median of {opts.repeat} runs after one untimed first load; {os.cpu_count()} CPUs")
-    header = f"{'pipelines':>9}  {'first s':>8}  {'wall s':>8}  {'cpu s':>8}  {'ms/pipeline':>11}  {'min..max wall s':>15}"
+    header = (
+        f"{'pipelines':>9}  {'first s':>8}  {'wall s':>8}  {'cpu s':>8}  {'ms/pipeline':>11}  {'min..max wall s':>15}"
+    )
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory(prefix="bench_config_load_") as tmp:
@@ -52,7 +54,9 @@ def main() -> None:
             root = generate(Path(tmp) / f"p{size}", size)
             first, _, loaded, errors = timed_load(root)
             if loaded != size or errors:
-                raise SystemExit(f"{size} pipelines generated, {loaded} loaded, {errors} errors: the bench project is broken")
+                raise SystemExit(
+                    f"{size} pipelines generated, {loaded} loaded, {errors} errors: the bench project is broken"
+                )
             runs = [timed_load(root) for _ in range(opts.repeat)]
             walls = [r[0] for r in runs]
             wall = statistics.median(walls)

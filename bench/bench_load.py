@@ -54,8 +54,13 @@ def main() -> None:
             # bench/ for baseline_location, then this worktree's ml_pipelines (not the venv's install)
             path = os.pathsep.join(p for p in (str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)
             base_env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": path}
-            factory_env = {**base_env, "ML_PIPELINES_PROJECT_DIR": str(project), "ML_PIPELINES_ENV": "LOCAL",
-                           "ML_PIPELINES_HOME": str(Path(tmp) / "home"), "ML_PIPELINES_STRICT": "1"}
+            factory_env = {
+                **base_env,
+                "ML_PIPELINES_PROJECT_DIR": str(project),
+                "ML_PIPELINES_ENV": "LOCAL",
+                "ML_PIPELINES_HOME": str(Path(tmp) / "home"),
+                "ML_PIPELINES_STRICT": "1",
+            }
             baseline_env = {**base_env, "BENCH_PIPELINES": str(size)}
             results = {"factory": [], "factory_cold": [], "baseline": []}
             validate_factory = [DAGSTER, "definitions", "validate", "-m", "ml_pipelines.definitions"]
@@ -66,7 +71,9 @@ def main() -> None:
                 shutil.rmtree(cache_dir, ignore_errors=True)
                 results["factory_cold"].append(measure(validate_factory, factory_env))
                 results["factory"].append(measure(validate_factory, factory_env))
-                results["baseline"].append(measure([DAGSTER, "definitions", "validate", "-m", "baseline_location"], baseline_env))
+                results["baseline"].append(
+                    measure([DAGSTER, "definitions", "validate", "-m", "baseline_location"], baseline_env)
+                )
             row = {"size": size}
             for name, runs in results.items():
                 row[name] = (statistics.median(t for t, _ in runs), max(m for _, m in runs))
@@ -77,8 +84,10 @@ def main() -> None:
 
 def _line(row: dict) -> str:
     (ft, fm), (ct, cm), (bt, bm) = row["factory"], row["factory_cold"], row["baseline"]
-    return (f"{row['size']:>5} pipelines | factory {ft:6.2f} s {fm:4.0f} MiB (cold cache {ct:6.2f} s {cm:4.0f} MiB)"
-            f" | baseline {bt:6.2f} s {bm:4.0f} MiB | ratio time {ft / bt:4.2f} (cold {ct / bt:4.2f}) memory {fm / bm:4.2f}")
+    return (
+        f"{row['size']:>5} pipelines | factory {ft:6.2f} s {fm:4.0f} MiB (cold cache {ct:6.2f} s {cm:4.0f} MiB)"
+        f" | baseline {bt:6.2f} s {bm:4.0f} MiB | ratio time {ft / bt:4.2f} (cold {ct / bt:4.2f}) memory {fm / bm:4.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -74,11 +74,13 @@ class DagsterPath:
     """The real code location, built from the environment as `dagster dev` does."""
 
     def __init__(self, home: Path, instance: Any) -> None:
-        os.environ.update({
-            "ML_PIPELINES_ENV": "LOCAL",
-            "ML_PIPELINES_PROJECT_DIR": str(REPO),
-            "ML_PIPELINES_HOME": str(home),
-        })
+        os.environ.update(
+            {
+                "ML_PIPELINES_ENV": "LOCAL",
+                "ML_PIPELINES_PROJECT_DIR": str(REPO),
+                "ML_PIPELINES_HOME": str(home),
+            }
+        )
         os.environ.pop("ML_PIPELINES_STORAGE_ROOT", None)
         start = time.perf_counter()
         from ml_pipelines.definitions import defs  # builds the code location from the env above
@@ -136,8 +138,11 @@ class DagsterPath:
         stamps = [r.timestamp for r in records]
         first_start = min(started.values()) if started else stamps[0]
         last_mat = max(
-            (r.timestamp for r in records
-             if r.dagster_event and r.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION),
+            (
+                r.timestamp
+                for r in records
+                if r.dagster_event and r.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION
+            ),
             default=stamps[-1],
         )
         out["(run: before first step)"] = {"wall": first_start - stamps[0], "backend": float("nan")}
@@ -169,8 +174,13 @@ class HandPath:
             window = window_for(pipeline.config.schedule_interval, args.start_date, date.fromisoformat(partition))
             for step in steps:
                 self.plans[step] = plan_step(
-                    pipeline, step, "LOCAL", window,
-                    paths=project.paths, variables=variables, storage_root=self.storage,
+                    pipeline,
+                    step,
+                    "LOCAL",
+                    window,
+                    paths=project.paths,
+                    variables=variables,
+                    storage_root=self.storage,
                 )
         log = _PrintLog()
         # the envs the backends use (built by the Dagster warm-up; reused here)
@@ -222,14 +232,24 @@ class HandPath:
 
     def run_notebook(self, step: str) -> float:
         plan = self.plans[step]
-        output = self.storage / plan.output_uri[len("s3://"):] / f"{plan.notebook.stem}.ipynb"
+        output = self.storage / plan.output_uri[len("s3://") :] / f"{plan.notebook.stem}.ipynb"
         output.parent.mkdir(parents=True, exist_ok=True)
         cwd = Path(tempfile.mkdtemp(dir=self.work))
         parameters = {**plan.parameters, "output_dir": str(cwd / "output"), "ENV": "LOCAL"}
         env = {**os.environ, "JUPYTER_PATH": str(self.nb_env.jupyter_path), "PYTHONPATH": str(plan.lib_dir)}
         command = [
-            PAPERMILL, str(plan.notebook), str(output), "-k", self.nb_env.kernel_name, "-l", "python",
-            "--cwd", str(cwd), "--no-progress-bar", "-y", json.dumps(parameters),
+            PAPERMILL,
+            str(plan.notebook),
+            str(output),
+            "-k",
+            self.nb_env.kernel_name,
+            "-l",
+            "python",
+            "--cwd",
+            str(cwd),
+            "--no-progress-bar",
+            "-y",
+            json.dumps(parameters),
         ]
         try:
             elapsed = _timed_subprocess(command, env=env, cwd=cwd)
@@ -265,7 +285,7 @@ class HandPath:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             cur.execute(f"USE SCHEMA {schema}")
             for name, uri in self.stages.items():
-                local = self.storage / uri[len("s3://"):]
+                local = self.storage / uri[len("s3://") :]
                 cur.execute(f"CREATE OR REPLACE STAGE {name} URL='file://{local.as_posix().rstrip('/')}/'")
 
     def run_all(self) -> dict[str, float]:
@@ -277,7 +297,9 @@ class HandPath:
             "python_script_land_raw_events": self.run_script(),
             "glue_job_processing_script": self.run_glue(),
             "sagemaker_notebook_job_processing_script": self.run_notebook("sagemaker_notebook_job_processing_script"),
-            "sagemaker_notebook_job_processing_script_v2": self.run_notebook("sagemaker_notebook_job_processing_script_v2"),
+            "sagemaker_notebook_job_processing_script_v2": self.run_notebook(
+                "sagemaker_notebook_job_processing_script_v2"
+            ),
             "write_to_snowflake": self.run_sql(),
         }
 
@@ -289,8 +311,9 @@ class _PrintLog:
 
 def _timed_subprocess(command: list[str], *, env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, errors="replace")
+    proc = subprocess.run(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(command)}\n{proc.stdout[-3000:]}")
@@ -312,8 +335,11 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-local-"))
     home, hand_root = tmp / "home", tmp / "hand"
-    print(f"bench_local: partition {opts.partition}, {opts.repeat} repetitions, {os.cpu_count()} CPUs, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"bench_local: partition {opts.partition}, {opts.repeat} repetitions, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     try:
         with ExitStack() as stack:
             instance = stack.enter_context(instance_for_test())
@@ -334,6 +360,7 @@ def main() -> None:
             a_totals, b_totals, a_pipelines = [], [], {p: [] for p in STEPS}
             a_steps: dict[str, list[dict[str, float]]] = {}
             b_steps: dict[str, list[float]] = {}
+
             def run_a() -> None:
                 shutil.rmtree(dagster_path.storage, ignore_errors=True)
                 total = 0.0
@@ -361,8 +388,11 @@ def main() -> None:
             for _ in range(max(opts.repeat, 5)):
                 wall, result = dagster_path.materialize(FORECAST, opts.partition, ["ecr_container_creation"])
                 image = AssetKey([FORECAST, "ecr_container_creation"])
-                meta = next(e.materialization.metadata for e in result.get_asset_materialization_events()
-                            if e.asset_key == image)
+                meta = next(
+                    e.materialization.metadata
+                    for e in result.get_asset_materialization_events()
+                    if e.asset_key == image
+                )
                 image_runs.append((meta["duration_s"].value, wall, meta["status"].value))
     finally:
         if opts.keep:
@@ -395,14 +425,18 @@ def main() -> None:
     print()
     print(f"(a) Dagster materialization, both pipelines: median {a:.2f}s  runs {[round(x, 2) for x in a_totals]}")
     print(f"(b) same tools by hand:                     median {b:.2f}s  runs {[round(x, 2) for x in b_totals]}")
-    print(f"overhead ratio (a)/(b): {a / b:.3f}  (target <= 1.3); per repetition "
-          f"{[round(x / y, 3) for x, y in zip(a_totals, b_totals)]}")
+    print(
+        f"overhead ratio (a)/(b): {a / b:.3f}  (target <= 1.3); per repetition "
+        f"{[round(x / y, 3) for x, y in zip(a_totals, b_totals, strict=True)]}"
+    )
     print("(a) - (b) by part (medians): " + "; ".join(parts))
     durations = [d for d, _, _ in image_runs]
     statuses = sorted({s for _, _, s in image_runs})
-    print(f"image step, unchanged requirements: median duration_s {median(durations):.3f}s "
-          f"(max {max(durations):.3f}s; run wall median {median([w for _, w, _ in image_runs]):.2f}s; "
-          f"status {', '.join(statuses)}; target <= 1 s)")
+    print(
+        f"image step, unchanged requirements: median duration_s {median(durations):.3f}s "
+        f"(max {max(durations):.3f}s; run wall median {median([w for _, w, _ in image_runs]):.2f}s; "
+        f"status {', '.join(statuses)}; target <= 1 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -118,14 +118,18 @@ def analyse(instance: Any, run_id: str, submitted: float) -> dict[str, Any]:
 
 def _phases(first: dict[str, float], submitted: float, step0: float | None, step1: float | None) -> dict[str, float]:
     marks = [("submitted", submitted)]
-    for label, kind in [("enqueued", "RUN_ENQUEUED"), ("dequeued", "RUN_DEQUEUED"),
-                        ("launched (RUN_STARTING)", "RUN_STARTING"), ("run started (RUN_START)", "RUN_START")]:
+    for label, kind in [
+        ("enqueued", "RUN_ENQUEUED"),
+        ("dequeued", "RUN_DEQUEUED"),
+        ("launched (RUN_STARTING)", "RUN_STARTING"),
+        ("run started (RUN_START)", "RUN_START"),
+    ]:
         if kind in first:
             marks.append((label, first[kind]))
     if step0 is not None:
         marks += [("first step started", step0), ("last step succeeded", step1)]
     marks.append(("run succeeded", first["RUN_SUCCESS"]))
-    return {f"{a} -> {b}": tb - ta for (a, ta), (b, tb) in zip(marks, marks[1:])}
+    return {f"{a} -> {b}": tb - ta for (a, ta), (b, tb) in zip(marks, marks[1:], strict=False)}
 
 
 def failure_text(instance: Any, run_id: str) -> str:
@@ -154,8 +158,15 @@ class Processes:
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
-        proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
@@ -189,15 +200,18 @@ class Processes:
 
 
 class QueuedPath:
-    def __init__(self, tmp: Path, env: dict[str, str], module: str, dequeue_interval: int | None,
-                 stack: ExitStack) -> None:
+    def __init__(
+        self, tmp: Path, env: dict[str, str], module: str, dequeue_interval: int | None, stack: ExitStack
+    ) -> None:
         from dagster import DagsterInstance
 
         self.home = tmp / "dagster_home"
         self.home.mkdir()
         config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
-        config.setdefault("run_coordinator", {"module": "dagster._core.run_coordinator",
-                                              "class": "QueuedRunCoordinator", "config": {}})
+        config.setdefault(
+            "run_coordinator",
+            {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": {}},
+        )
         if dequeue_interval is not None:
             config["run_coordinator"].setdefault("config", {})["dequeue_interval_seconds"] = dequeue_interval
         config["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
@@ -205,19 +219,37 @@ class QueuedPath:
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         grpc_port, web_port = free_port(), free_port()
         workspace = tmp / "workspace.yaml"
-        workspace.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-            "host": "127.0.0.1", "port": grpc_port, "location_name": LOCATION}}]}))
+        workspace.write_text(
+            yaml.safe_dump(
+                {"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": LOCATION}}]}
+            )
+        )
         logs = tmp / "logs"
         logs.mkdir()
         self.procs = Processes(logs, {**env, "DAGSTER_HOME": str(self.home)}, tmp)
         stack.callback(self.procs.close)
         start = time.perf_counter()
-        self.procs.start("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", module,
-                                         "-h", "127.0.0.1", "-p", str(grpc_port), "--location-name", LOCATION])
+        self.procs.start(
+            "code-server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-m",
+                module,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(grpc_port),
+                "--location-name",
+                LOCATION,
+            ],
+        )
         self._wait_code_server(grpc_port)  # the webserver would keep an "unreachable" load error
         self.procs.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)])
-        self.procs.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port),
-                                       "-w", str(workspace)])
+        self.procs.start(
+            "webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)]
+        )
         self.url = f"http://127.0.0.1:{web_port}/graphql"
         self._wait_ready(web_port)
         self.ready_s = time.perf_counter() - start
@@ -225,8 +257,11 @@ class QueuedPath:
         self.instance = stack.enter_context(DagsterInstance.from_config(str(self.home)))
 
     def gql(self, query: str, variables: dict | None = None) -> dict:
-        request = urllib.request.Request(self.url, data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             body = json.loads(response.read())
         if body.get("errors"):
@@ -245,7 +280,7 @@ class QueuedPath:
                 return
             except Exception:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"code server not serving in time:\n{self.procs.tail('code-server')}")
+                    raise SystemExit(f"code server not serving in time:\n{self.procs.tail('code-server')}") from None
                 time.sleep(0.5)
 
     def _wait_ready(self, web_port: int, timeout: float = 300) -> None:
@@ -253,8 +288,10 @@ class QueuedPath:
         while True:  # the webserver answers, the code location is loaded, the daemon beats
             self.procs.check_alive()
             if time.monotonic() > deadline:
-                raise SystemExit("webserver, code server or daemon not ready in time:\n"
-                                 + "\n".join(f"--- {n}\n{self.procs.tail(n, 1500)}" for n, _ in self.procs.procs))
+                raise SystemExit(
+                    "webserver, code server or daemon not ready in time:\n"
+                    + "\n".join(f"--- {n}\n{self.procs.tail(n, 1500)}" for n, _ in self.procs.procs)
+                )
             try:
                 data = self.gql("""{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
                     locationOrLoadError { __typename ... on PythonError { message } } } } }
@@ -274,12 +311,15 @@ class QueuedPath:
     def selection(self, pipeline: str) -> tuple[str, list[dict], bool]:
         """(repository name, asset keys of the pipeline's group minus its external waits, partitioned?)"""
         repos = self.gql("{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
-        self.repository = next(r["name"] for r in repos["repositoriesOrError"]["nodes"] if r["location"]["name"] == LOCATION)
-        nodes = self.gql("""query($group: AssetGroupSelector!) { assetNodes(group: $group) {
+        self.repository = next(
+            r["name"] for r in repos["repositoriesOrError"]["nodes"] if r["location"]["name"] == LOCATION
+        )
+        nodes = self.gql(
+            """query($group: AssetGroupSelector!) { assetNodes(group: $group) {
                 assetKey { path } isMaterializable isPartitioned kinds
                 metadataEntries { label ... on TextMetadataEntry { text } } } }""",
-                         {"group": {"groupName": pipeline, "repositoryName": self.repository,
-                                    "repositoryLocationName": LOCATION}})["assetNodes"]
+            {"group": {"groupName": pipeline, "repositoryName": self.repository, "repositoryLocationName": LOCATION}},
+        )["assetNodes"]
         keys, partitioned = [], False
         for node in nodes:
             step_kind = next((m.get("text") for m in node["metadataEntries"] if m["label"] == "step_kind"), None)
@@ -293,22 +333,29 @@ class QueuedPath:
         selector = {"repositoryLocationName": LOCATION, "repositoryName": self.repository, "pipelineName": JOB}
         tags, run_config = [], {}
         if partition is not None:
-            part = self.gql("""query($selector: PipelineSelector!, $partition: String!, $keys: [AssetKeyInput!]) {
+            part = self.gql(
+                """query($selector: PipelineSelector!, $partition: String!, $keys: [AssetKeyInput!]) {
                 pipelineOrError(params: $selector) { __typename ... on Pipeline {
                   partition(partitionName: $partition, selectedAssetKeys: $keys) {
                     runConfigOrError { ... on PartitionRunConfig { yaml } }
                     tagsOrError { ... on PartitionTags { results { key value } } } } } } }""",
-                            {"selector": selector, "partition": partition, "keys": keys})["pipelineOrError"]["partition"]
+                {"selector": selector, "partition": partition, "keys": keys},
+            )["pipelineOrError"]["partition"]
             tags = part["tagsOrError"].get("results") or [{"key": "dagster/partition", "value": partition}]
             run_config = yaml.safe_load(part["runConfigOrError"].get("yaml") or "{}") or {}
-        params = {"selector": {**selector, "assetSelection": keys, "assetCheckSelection": []},
-                  "mode": "default", "runConfigData": run_config,
-                  "executionMetadata": {"tags": [{"key": t["key"], "value": t["value"]} for t in tags]}}
+        params = {
+            "selector": {**selector, "assetSelection": keys, "assetCheckSelection": []},
+            "mode": "default",
+            "runConfigData": run_config,
+            "executionMetadata": {"tags": [{"key": t["key"], "value": t["value"]} for t in tags]},
+        }
         submitted = time.time()
-        data = self.gql("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+        data = self.gql(
+            """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
                 __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack }
                 ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }""",
-                        {"params": params})["launchRun"]
+            {"params": params},
+        )["launchRun"]
         if data["__typename"] != "LaunchRunSuccess":
             raise SystemExit(f"launchRun: {data}")
         return data["run"]["runId"], submitted
@@ -322,11 +369,15 @@ class QueuedPath:
             if status == DagsterRunStatus.SUCCESS:
                 return
             if status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
-                raise SystemExit(f"queued run {run_id} {status.value}:\n{failure_text(self.instance, run_id)}\n"
-                                 f"--- code server log\n{self.procs.tail('code-server')}")
+                raise SystemExit(
+                    f"queued run {run_id} {status.value}:\n{failure_text(self.instance, run_id)}\n"
+                    f"--- code server log\n{self.procs.tail('code-server')}"
+                )
             if time.monotonic() > deadline:
-                raise SystemExit(f"queued run {run_id} still {status.value} after {timeout:.0f}s\n"
-                                 f"--- daemon log\n{self.procs.tail('daemon')}")
+                raise SystemExit(
+                    f"queued run {run_id} still {status.value} after {timeout:.0f}s\n"
+                    f"--- daemon log\n{self.procs.tail('daemon')}"
+                )
             self.procs.check_alive()
             time.sleep(0.1)
 
@@ -364,8 +415,13 @@ class InProcessPath:
 
     def run(self, keys: list[Any], partition: str | None) -> dict[str, Any]:
         submitted = time.time()
-        result = self.job.execute_in_process(asset_selection=keys, partition_key=partition, instance=self.instance,
-                                             raise_on_error=False, run_config=QUIET)
+        result = self.job.execute_in_process(
+            asset_selection=keys,
+            partition_key=partition,
+            instance=self.instance,
+            raise_on_error=False,
+            run_config=QUIET,
+        )
         if not result.success:
             raise SystemExit(f"in-process run failed:\n{failure_text(self.instance, result.run_id)}")
         return analyse(self.instance, result.run_id, submitted)
@@ -381,8 +437,12 @@ def main() -> None:
     parser.add_argument("--pipeline", default="max_ds_ViewershipFeatures")
     parser.add_argument("--partition", default="2024-01-05")
     parser.add_argument("--module", default="ml_pipelines.definitions", help="the code location's module")
-    parser.add_argument("--dequeue-interval", type=int, default=None,
-                        help="QueuedRunCoordinator dequeue_interval_seconds (default: dagster.yaml's, else Dagster's 5)")
+    parser.add_argument(
+        "--dequeue-interval",
+        type=int,
+        default=None,
+        help="QueuedRunCoordinator dequeue_interval_seconds (default: dagster.yaml's, else Dagster's 5)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="per run, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, homes) and print its path")
     opts = parser.parse_args()
@@ -395,14 +455,19 @@ def main() -> None:
     ml_env = {"ML_PIPELINES_ENV": "LOCAL", "ML_PIPELINES_PROJECT_DIR": str(REPO), "ML_PIPELINES_HOME": str(ml_home)}
     os.environ.update(ml_env)
     os.environ.pop("ML_PIPELINES_STORAGE_ROOT", None)
-    child_env = {**os.environ,
-                 "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
     storage = ml_home / "storage"
     # a SIGTERM to this script stops its children too (ExitStack callbacks run on SystemExit)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"bench_run_path: {opts.pipeline}, partition {opts.partition}, paths {', '.join(paths)}, "
-          f"{opts.repeat} repetitions, {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"bench_run_path: {opts.pipeline}, partition {opts.partition}, paths {', '.join(paths)}, "
+        f"{opts.repeat} repetitions, {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     results: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
     try:
         with ExitStack() as stack:
@@ -414,9 +479,12 @@ def main() -> None:
                 if not q_keys:
                     raise SystemExit(f"no materializable assets in group {opts.pipeline}")
                 q_partition = opts.partition if q_partitioned else None
-                print(f"queued: webserver, daemon and code server ready in {queued.ready_s:.1f}s "
-                      f"(dequeue interval {queued.dequeue_interval}s); selection "
-                      f"{[('/'.join(k['path'])) for k in q_keys]}", flush=True)
+                print(
+                    f"queued: webserver, daemon and code server ready in {queued.ready_s:.1f}s "
+                    f"(dequeue interval {queued.dequeue_interval}s); selection "
+                    f"{[('/'.join(k['path'])) for k in q_keys]}",
+                    flush=True,
+                )
                 runners["queued"] = lambda: queued.run(q_keys, q_partition, opts.timeout)
             if "in-process" in paths:
                 from dagster import DagsterInstance
@@ -429,8 +497,11 @@ def main() -> None:
                 if queued and sorted(k.path for k in i_keys) != sorted(k["path"] for k in q_keys):
                     raise SystemExit(f"selections differ: in-process {i_keys}, queued {q_keys}")
                 i_partition = opts.partition if i_partitioned else None
-                print(f"in-process: code location loaded in {in_process.load_s:.2f}s; selection "
-                      f"{[k.to_user_string() for k in i_keys]}", flush=True)
+                print(
+                    f"in-process: code location loaded in {in_process.load_s:.2f}s; selection "
+                    f"{[k.to_user_string() for k in i_keys]}",
+                    flush=True,
+                )
                 runners["in-process"] = lambda: in_process.run(i_keys, i_partition)
 
             for path, run in runners.items():  # warm-up: envs, first JVM / kernel starts, caches
@@ -444,8 +515,11 @@ def main() -> None:
                     shutil.rmtree(storage, ignore_errors=True)
                     r = runners[path]()
                     results[path].append(r)
-                    print(f"rep {rep + 1} {path:10}: wall {r['wall']:.2f}s  steps sum {r['sum']:.2f}s  "
-                          f"critical {r['critical']:.2f}s  overhead {r['overhead']:.2f}s", flush=True)
+                    print(
+                        f"rep {rep + 1} {path:10}: wall {r['wall']:.2f}s  steps sum {r['sum']:.2f}s  "
+                        f"critical {r['critical']:.2f}s  overhead {r['overhead']:.2f}s",
+                        flush=True,
+                    )
     finally:
         if opts.keep:
             print(f"kept {tmp}")
@@ -458,9 +532,11 @@ def report(results: dict[str, list[dict[str, Any]]], repeat: int) -> None:
     print()
     print(f"medians of {repeat} (s)     wall  steps sum  critical  overhead (wall - critical)  wall - sum")
     for path, runs in results.items():
-        print(f"{path:20} {median([r['wall'] for r in runs]):8.2f} {median([r['sum'] for r in runs]):10.2f} "
-              f"{median([r['critical'] for r in runs]):9.2f} {median([r['overhead'] for r in runs]):9.2f} "
-              f"{median([r['wall'] - r['sum'] for r in runs]):28.2f}")
+        print(
+            f"{path:20} {median([r['wall'] for r in runs]):8.2f} {median([r['sum'] for r in runs]):10.2f} "
+            f"{median([r['critical'] for r in runs]):9.2f} {median([r['overhead'] for r in runs]):9.2f} "
+            f"{median([r['wall'] - r['sum'] for r in runs]):28.2f}"
+        )
     for path, runs in results.items():
         print(f"\n{path}: per step (STEP_START -> STEP_SUCCESS), medians")
         for step in runs[0]["steps"]:

@@ -12,7 +12,13 @@ CRONS = [f"{m} {h} * * *" for h in range(0, 24, 2) for m in (0, 15, 30, 45, 55)]
 NOTEBOOK = {
     "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": ["# Bench model\n", "Forecasts nothing."]},
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [], "source": ["dt = ''"]},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "execution_count": None,
+            "outputs": [],
+            "source": ["dt = ''"],
+        },
         {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": ["print(dt)"]},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},

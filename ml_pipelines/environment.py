@@ -108,15 +108,17 @@ def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any
     home = str(settings.home)
     storage = LocalStorage(root=str(settings.storage_root))
     pipes = CapturingPipesSubprocessClient()
-    return _checked({
-        "storage": storage,
-        "pipes": pipes,
-        "container_images": LocalContainerImages(home=home),
-        "notebooks": LocalNotebooks(home=home, storage=storage),
-        "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
-        "python_scripts": LocalPythonScripts(home=home, pipes=pipes),
-        "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
-    })
+    return _checked(
+        {
+            "storage": storage,
+            "pipes": pipes,
+            "container_images": LocalContainerImages(home=home),
+            "notebooks": LocalNotebooks(home=home, storage=storage),
+            "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
+            "python_scripts": LocalPythonScripts(home=home, pipes=pipes),
+            "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
+        }
+    )
 
 
 def _checked(resources: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """One shape variant as a code location: the variant is named by BENCH_VARIANT (see variants.py).
 
-    BENCH_VARIANT=winner BENCH_PIPELINES=1000 PYTHONPATH=bench/shapes:. dagster definitions validate -m location
+BENCH_VARIANT=winner BENCH_PIPELINES=1000 PYTHONPATH=bench/shapes:. dagster definitions validate -m location
 """
 
 import os

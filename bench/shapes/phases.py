@@ -25,15 +25,21 @@ from variants import check  # noqa: E402
 PHASES = [
     ("import dagster", None, None),
     ("build defs (module import)", "dagster._core.code_pointer", "load_python_module"),
-    ("Definitions -> repository", "dagster._core.definitions.definitions_class",
-     "_create_repository_using_definitions_args"),
+    (
+        "Definitions -> repository",
+        "dagster._core.definitions.definitions_class",
+        "_create_repository_using_definitions_args",
+    ),
     ("RepositorySnap.from_def", "dagster._core.remote_representation.external_data", "RepositorySnap.from_def"),
     ("  asset node snaps", "dagster._core.remote_representation.external_data", "asset_node_snaps_from_repo"),
     ("  __ASSET_JOB snapshot", "dagster._core.snap.job_snapshot", "JobSnap.from_job_def"),
     ("  schedule snaps", "dagster._core.remote_representation.external_data", "ScheduleSnap.from_def"),
     ("workspace (location load)", "dagster._core.workspace.context", "WorkspaceProcessContext.__init__"),
-    ("validate_partitions", "dagster._core.definitions.assets.graph.base_asset_graph",
-     "BaseAssetGraph.validate_partitions"),
+    (
+        "validate_partitions",
+        "dagster._core.definitions.assets.graph.base_asset_graph",
+        "BaseAssetGraph.validate_partitions",
+    ),
 ]
 
 
@@ -51,8 +57,9 @@ def child(variant: str) -> None:
             gc_acc["n"] += 1
 
     gc.callbacks.append(gc_cb)
-    import dagster  # noqa: F401
     import importlib
+
+    import dagster  # noqa: F401
 
     totals = {"import dagster": [time.process_time() - t0c, time.perf_counter() - t0w, 1]}
     depth = {}
@@ -63,7 +70,7 @@ def child(variant: str) -> None:
         if "." in attr:
             cls, name = attr.split(".")
             owner = getattr(module, cls)
-        raw = next(k.__dict__[name] for k in getattr(owner, "__mro__", [owner]) if name in vars(k))
+        raw = next(c.__dict__[name] for c in getattr(owner, "__mro__", [owner]) if name in vars(c))
         is_cm = isinstance(raw, classmethod)
         fn = raw.__func__ if is_cm else raw
         totals[label] = [0.0, 0.0, 0]
@@ -81,6 +88,7 @@ def child(variant: str) -> None:
                     totals[label][0] += time.process_time() - c
                     totals[label][1] += time.perf_counter() - w
                     totals[label][2] += 1
+
             return wrapper
 
         new = wrap()
@@ -121,9 +129,8 @@ def main() -> None:
         (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         env = variant_env(home)
         for r in range(repeat):
-            for v in args[r % len(args):] + args[: r % len(args)]:
-                out = subprocess.run([sys.executable, __file__, "--child", v], env=env, capture_output=True,
-                                     text=True)
+            for v in args[r % len(args) :] + args[: r % len(args)]:
+                out = subprocess.run([sys.executable, __file__, "--child", v], env=env, capture_output=True, text=True)
                 line = [x for x in out.stdout.splitlines() if x.startswith("PHASES ")]
                 if not line:
                     raise SystemExit(f"{v} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
@@ -138,8 +145,10 @@ def main() -> None:
             vals = [r[label][0] for r in results[v] if label in r]
             cells.append(f"{statistics.median(vals):17.2f}" if vals else f"{'-':>17}")
         print(f"{label:32}" + "".join(cells))
-    print(f"{'total wall':32}" + "".join(
-        f"{statistics.median(r['total process'][1] for r in results[v]):17.2f}" for v in args))
+    print(
+        f"{'total wall':32}"
+        + "".join(f"{statistics.median(r['total process'][1] for r in results[v]):17.2f}" for v in args)
+    )
 
 
 if __name__ == "__main__":

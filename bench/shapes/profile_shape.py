@@ -17,12 +17,12 @@ import os
 import pstats
 import sys
 import tempfile
-
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # the variants, this worktree's ml_pipelines
 from variants import check  # noqa: E402
+
 PHASES = {
     "total": ("_cli/definitions.py", "definitions_validate_command_impl"),
     "import module (build defs)": ("_core/code_pointer.py", "load_python_module"),
@@ -73,8 +73,9 @@ def callees(stats: dict, needle: str, n: int = 15) -> None:
         if needle not in _short(key):
             continue
         print(f"== {_short(key)} calls={ncalls} cum={cum:.2f}")
-        found = [(v[3], v[1], _short(k2)) for k2, (*_, callers) in stats.items()
-                 for kk, v in callers.items() if kk == key]
+        found = [
+            (v[3], v[1], _short(k2)) for k2, (*_, callers) in stats.items() for kk, v in callers.items() if kk == key
+        ]
         for cum2, calls2, name in sorted(found, reverse=True)[:n]:
             print(f"   {cum2:7.2f} {calls2:7d} {name}")
 

@@ -44,8 +44,12 @@ def measure(variant: str, size: int, env: dict) -> tuple[float, float, float]:
     """(wall s, peak RSS MiB, user+sys CPU s) of one validate run."""
     env = {**env, "BENCH_PIPELINES": str(size), "BENCH_VARIANT": variant}
     start = time.perf_counter()
-    proc = subprocess.Popen([DAGSTER, "definitions", "validate", "-m", "location"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [DAGSTER, "definitions", "validate", "-m", "location"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
@@ -63,21 +67,40 @@ def run(opts: argparse.Namespace) -> None:
         for size in (int(s) for s in opts.sizes.split(",")):
             runs: dict[str, list] = {v: [] for v in opts.variants}
             for r in range(opts.repeat):
-                order = opts.variants[r % len(opts.variants):] + opts.variants[: r % len(opts.variants)]
+                order = opts.variants[r % len(opts.variants) :] + opts.variants[: r % len(opts.variants)]
                 for v in order:
                     runs[v].append(measure(v, size, env))
                     wall, rss, cpu = runs[v][-1]
-                    print(f"  round {r} {v}@{size}: {wall:.2f} s {rss:.0f} MiB cpu {cpu:.2f} s "
-                          f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+                    print(
+                        f"  round {r} {v}@{size}: {wall:.2f} s {rss:.0f} MiB cpu {cpu:.2f} s "
+                        f"(load {os.getloadavg()[0]:.1f})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             print(f"\n{size} pipelines, {opts.repeat} interleaved rounds {opts.label}")
-            print(f"{'variant':24} {'median s':>8} {'min s':>6} {'max s':>6} {'MiB med':>7} {'MiB max':>7} {'cpu med':>7}")
+            print(
+                f"{'variant':24} {'median s':>8} {'min s':>6} {'max s':>6} {'MiB med':>7} {'MiB max':>7} {'cpu med':>7}"
+            )
             for v, rs in runs.items():
                 ts, ms, cs = [r[0] for r in rs], [r[1] for r in rs], [r[2] for r in rs]
-                print(f"{v:24} {statistics.median(ts):8.2f} {min(ts):6.2f} {max(ts):6.2f} "
-                      f"{statistics.median(ms):7.0f} {max(ms):7.0f} {statistics.median(cs):7.2f}", flush=True)
+                print(
+                    f"{v:24} {statistics.median(ts):8.2f} {min(ts):6.2f} {max(ts):6.2f} "
+                    f"{statistics.median(ms):7.0f} {max(ms):7.0f} {statistics.median(cs):7.2f}",
+                    flush=True,
+                )
                 with open(opts.results, "a") as f:
-                    f.write(json.dumps({"variant": v, "size": size, "runs": rs, "label": opts.label,
-                                        "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+                    f.write(
+                        json.dumps(
+                            {
+                                "variant": v,
+                                "size": size,
+                                "runs": rs,
+                                "label": opts.label,
+                                "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            }
+                        )
+                        + "\n"
+                    )
     print(f"\nresults appended to {opts.results}")
 
 
@@ -90,14 +113,18 @@ def summary(opts: argparse.Namespace) -> None:
         if not any(lbl in r["label"] for lbl in opts.labels.split(",")) or (opts.size and r["size"] != opts.size):
             continue
         rows.setdefault((r["size"], r["variant"]), []).extend(r["runs"])
-    print(f"{'size':>5} {'variant':26} {'n':>2} {'wall med':>8} {'wall min':>8} {'MiB med':>7} {'MiB max':>7} "
-          f"{'cpu med':>7} {'cpu min':>7}")
+    print(
+        f"{'size':>5} {'variant':26} {'n':>2} {'wall med':>8} {'wall min':>8} {'MiB med':>7} {'MiB max':>7} "
+        f"{'cpu med':>7} {'cpu min':>7}"
+    )
     for (n, v), runs in rows.items():
         w, m = [r[0] for r in runs], [r[1] for r in runs]
         c = [r[2] for r in runs if len(r) > 2]  # the earliest results have no CPU time
         cpu_med, cpu_min = (statistics.median(c), min(c)) if c else (float("nan"), float("nan"))
-        print(f"{n:>5} {v:26} {len(runs):>2} {statistics.median(w):8.2f} {min(w):8.2f} {statistics.median(m):7.0f} "
-              f"{max(m):7.0f} {cpu_med:7.2f} {cpu_min:7.2f}")
+        print(
+            f"{n:>5} {v:26} {len(runs):>2} {statistics.median(w):8.2f} {min(w):8.2f} {statistics.median(m):7.0f} "
+            f"{max(m):7.0f} {cpu_med:7.2f} {cpu_min:7.2f}"
+        )
 
 
 def main() -> None:

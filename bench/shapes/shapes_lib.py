@@ -62,8 +62,13 @@ from dagster import (
 
 COUNT = int(os.environ.get("BENCH_PIPELINES", "10"))
 CRONS = [f"{m} {h} * * *" for h in range(0, 24, 2) for m in (0, 15, 30, 45, 55)]
-STEPS = ["ecr_container_creation", "sagemaker_notebook_job_processing_script", "glue_job_processing_script",
-         "python_script_check", "write_to_snowflake"]
+STEPS = [
+    "ecr_container_creation",
+    "sagemaker_notebook_job_processing_script",
+    "glue_job_processing_script",
+    "python_script_check",
+    "write_to_snowflake",
+]
 WAIT = "external_task_dag_status"
 PIPELINE_TAG = "ml_pipelines/pipeline"
 CONCURRENCY_TAG = "ml_pipelines/max_active_runs_1"
@@ -110,11 +115,13 @@ def partitions(mode: str, cron: str, day: int):
         start = datetime(2024, 1, key[2], tzinfo=timezone.utc)
         if mode == "daily":
             minute, hour = (int(x) for x in cron.split()[:2])
-            _partitions[key] = DailyPartitionsDefinition(start_date=start, minute_offset=minute, hour_offset=hour,
-                                                         timezone="UTC", fmt="%Y-%m-%d")
+            _partitions[key] = DailyPartitionsDefinition(
+                start_date=start, minute_offset=minute, hour_offset=hour, timezone="UTC", fmt="%Y-%m-%d"
+            )
         else:
-            _partitions[key] = TimeWindowPartitionsDefinition(cron_schedule=cron, start=start, fmt="%Y-%m-%d",
-                                                              timezone="UTC")
+            _partitions[key] = TimeWindowPartitionsDefinition(
+                cron_schedule=cron, start=start, fmt="%Y-%m-%d", timezone="UTC"
+            )
     return _partitions[key]
 
 
@@ -124,9 +131,12 @@ def wait_spec(i: int, mode: str, part, realistic: bool) -> AssetSpec | None:
     pid = pid_of(i)
     extra = {}
     if realistic:
-        extra = dict(owners=["bench@example.com"], kinds={"sensor"},
-                     description=f"Waits for {pid_of(i - 1)}.write_to_snowflake; recorded by sensors.",
-                     metadata={"step_kind": "external_wait", "external_dag_id": pid_of(i - 1)})
+        extra = dict(
+            owners=["bench@example.com"],
+            kinds={"sensor"},
+            description=f"Waits for {pid_of(i - 1)}.write_to_snowflake; recorded by sensors.",
+            metadata={"step_kind": "external_wait", "external_dag_id": pid_of(i - 1)},
+        )
     return AssetSpec(
         key=AssetKey([pid, WAIT]),
         deps=[] if mode == "nodep" else [AssetKey([pid_of(i - 1), "write_to_snowflake"])],
@@ -144,17 +154,27 @@ def step_specs(i: int, wait: AssetSpec | None, part, realistic: bool, with_part:
         key = AssetKey([pid, step])
         extra = {}
         if realistic == "lean":  # no per-asset tags (group_name already says the pipeline), less metadata
-            extra = dict(description=f"`{step}` of pipeline `{pid}` (bench config).",
-                         metadata={"step_kind": step})
+            extra = dict(description=f"`{step}` of pipeline `{pid}` (bench config).", metadata={"step_kind": step})
         elif realistic:
-            extra = dict(description=f"`{step}` of pipeline `{pid}` (bench config).",
-                         metadata={"step_kind": step, "config_file": f"/x/{pid}.yml"},
-                         tags={PIPELINE_TAG: pid})
+            extra = dict(
+                description=f"`{step}` of pipeline `{pid}` (bench config).",
+                metadata={"step_kind": step, "config_file": f"/x/{pid}.yml"},
+                tags={PIPELINE_TAG: pid},
+            )
         if with_part:
             extra["partitions_def"] = part
-        specs.append(AssetSpec(key=key, deps=[AssetDep(k) for k in previous], group_name=pid,
-                               owners=["bench@example.com"], kinds={"python"}, code_version="1", skippable=True,
-                               **extra))
+        specs.append(
+            AssetSpec(
+                key=key,
+                deps=[AssetDep(k) for k in previous],
+                group_name=pid,
+                owners=["bench@example.com"],
+                kinds={"python"},
+                code_version="1",
+                skippable=True,
+                **extra,
+            )
+        )
         previous = [key]
     return specs
 
@@ -172,8 +192,10 @@ def _materialize(context, specs_in_order):
 def _op_options(realistic: bool, pid: str | None) -> dict:
     if not realistic:
         return {}
-    opts = dict(retry_policy=RetryPolicy(max_retries=1, delay=300, backoff=Backoff.LINEAR),
-                required_resource_keys=set(RESOURCE_KEYS))
+    opts = dict(
+        retry_policy=RetryPolicy(max_retries=1, delay=300, backoff=Backoff.LINEAR),
+        required_resource_keys=set(RESOURCE_KEYS),
+    )
     if pid is not None:
         opts["tags"] = {PIPELINE_TAG: pid}  # op tags (multi_asset: op_tags)
     return opts
@@ -191,14 +213,14 @@ def assets_def(name: str, specs: list[AssetSpec], part, construct: str, realisti
 
         return run
     # direct: one op, one Nothing output per spec, no inputs (deps live on the specs)
-    outs = {s.key.to_python_identifier(): Out(Nothing, is_required=False, code_version=s.code_version)
-            for s in specs}
+    outs = {s.key.to_python_identifier(): Out(Nothing, is_required=False, code_version=s.code_version) for s in specs}
     keys_by_output = {s.key.to_python_identifier(): s.key for s in specs}
 
     # a plain compute_fn (not @op-decorated) is called as fn(context, inputs)
     if construct == "direct_shared_fn":
         fn = _shared_compute
     else:
+
         def fn(context, _inputs):
             yield from _materialize(context, specs)
 
@@ -212,9 +234,19 @@ def _shared_compute(context, _inputs):
         yield MaterializeResult(asset_key=key)
 
 
-def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitions_mode="tw",
-          schedules="pipeline", sched_extras=False, realistic=False, resources=False, count=None,
-          gc_mode=None) -> Definitions:
+def build(
+    *,
+    wait="full",
+    construct="multi_asset",
+    grouping="pipeline",
+    partitions_mode="tw",
+    schedules="pipeline",
+    sched_extras=False,
+    realistic=False,
+    resources=False,
+    count=None,
+    gc_mode=None,
+) -> Definitions:
     if gc_mode in ("threshold", "freeze_threshold"):
         gc.set_threshold(50_000, 50, 100)
     elif gc_mode and gc_mode.startswith("threshold:"):
@@ -250,8 +282,15 @@ def build(*, wait="full", construct="multi_asset", grouping="pipeline", partitio
     elif schedules == "target":
         for i in range(n):
             pid = pid_of(i)
-            scheds.append(ScheduleDefinition(name=f"{pid}_schedule", cron_schedule=cron_of(i),
-                                             target=step_keys(pid), execution_timezone="UTC", tags=run_tags(pid)))
+            scheds.append(
+                ScheduleDefinition(
+                    name=f"{pid}_schedule",
+                    cron_schedule=cron_of(i),
+                    target=step_keys(pid),
+                    execution_timezone="UTC",
+                    tags=run_tags(pid),
+                )
+            )
     elif schedules == "cron":
         by_cron: dict = {}
         for i in range(n):
@@ -284,8 +323,14 @@ def pipeline_schedule(i: int, part, extras: bool) -> ScheduleDefinition:
     extra = {}
     if extras:
         extra = dict(tags=tags, description=f"Runs pipeline {pid} ({cron_of(i)}); catchup=False.")
-    return ScheduleDefinition(name=f"{pid}_schedule", cron_schedule=cron_of(i), job_name="__ASSET_JOB",
-                              execution_fn=evaluate, execution_timezone="UTC", **extra)
+    return ScheduleDefinition(
+        name=f"{pid}_schedule",
+        cron_schedule=cron_of(i),
+        job_name="__ASSET_JOB",
+        execution_fn=evaluate,
+        execution_timezone="UTC",
+        **extra,
+    )
 
 
 def cron_schedule(cron: str, members: list[int], partitions_mode: str, extras: bool) -> ScheduleDefinition:
@@ -299,11 +344,11 @@ def cron_schedule(cron: str, members: list[int], partitions_mode: str, extras: b
                 out.append(RunRequest(run_key=pid, asset_selection=keys, tags=run_tags(pid)))
                 continue
             key = part.get_partition_key_for_timestamp(ts, end_closed=True)
-            out.append(RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key,
-                                  tags=run_tags(pid)))
+            out.append(RunRequest(run_key=f"{pid}:{key}", asset_selection=keys, partition_key=key, tags=run_tags(pid)))
         return out
 
     name = "cron_" + cron.replace(" ", "_").replace("*", "x")
     extra = {"description": f"{len(members)} pipelines on {cron}"} if extras else {}
-    return ScheduleDefinition(name=name, cron_schedule=cron, job_name="__ASSET_JOB", execution_fn=evaluate,
-                              execution_timezone="UTC", **extra)
+    return ScheduleDefinition(
+        name=name, cron_schedule=cron, job_name="__ASSET_JOB", execution_fn=evaluate, execution_timezone="UTC", **extra
+    )

@@ -109,8 +109,12 @@ def factory_defs(tree: str | None = None, gc_mode: str | None = None):
     project = Path(os.environ.get("TMPDIR", "/tmp")) / f"ml_pipelines_bench_p{n}"
     if not (project / "model_configs").exists():
         generate(project, n)
-    os.environ.update(ML_PIPELINES_PROJECT_DIR=str(project), ML_PIPELINES_ENV="LOCAL",
-                      ML_PIPELINES_HOME=str(project / ".home"), ML_PIPELINES_STRICT="1")
+    os.environ.update(
+        ML_PIPELINES_PROJECT_DIR=str(project),
+        ML_PIPELINES_ENV="LOCAL",
+        ML_PIPELINES_HOME=str(project / ".home"),
+        ML_PIPELINES_STRICT="1",
+    )
     if tree == "head":
         sys.path.insert(0, os.environ.get("BENCH_HEAD_TREE", "/tmp/head_wt"))
     if gc_mode == "off_during_build":

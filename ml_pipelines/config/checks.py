@@ -132,7 +132,9 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
 
 # -- the checks --------------------------------------------------------------------------
 class _Checker:
-    def __init__(self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, session: LoadSession):
+    def __init__(
+        self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, session: LoadSession
+    ):
         self.paths = paths
         self.pipeline = pipeline
         self.doc = doc
@@ -206,7 +208,9 @@ class _Checker:
             raw_up = self.raw_task(i).get("upstream_task_name")
             seen: set[str] = set()
             for k, upstream in enumerate(upstreams):
-                where = self.task_path(i) + (("upstream_task_name", k) if isinstance(raw_up, list) else ("upstream_task_name",))
+                where = self.task_path(i) + (
+                    ("upstream_task_name", k) if isinstance(raw_up, list) else ("upstream_task_name",)
+                )
                 if upstream in seen:
                     self.error(where, f"{upstream!r} is listed twice")
                     continue
@@ -246,7 +250,7 @@ class _Checker:
                             "upstream cycle: " + " -> ".join(ordered) + " (each step waits for the next)",
                         )
                 elif upstream not in state:
-                    visit(upstream)
+                    visit(upstream)  # noqa: F821 - itself; deleted after the walk (below)
             stack.pop()
             state[name] = 2
 
@@ -280,7 +284,9 @@ class _Checker:
         rel = self.paths.rel
         from_file = self.session.from_file
         if isinstance(step, NotebookStep) and files.main is not None:
-            for message in from_file("notebook problems", files.main, lambda: notebook_problems(files.main, rel(files.main))):
+            for message in from_file(
+                "notebook problems", files.main, lambda: notebook_problems(files.main, rel(files.main))
+            ):
                 self.error(task + ("notebook_name",), message)
         if files.parameter_file is not None:
             field = self.param_field(step)
@@ -289,11 +295,12 @@ class _Checker:
             for message in from_file("parameter file problems", path, lambda: parameter_file_problems(path, rel(path))):
                 self.error(where, message)
         for key, text in step.templates_dict.items():
-            problem = self.session.once(("template syntax error", text), lambda: template_syntax_error(text))
+            problem = self.session.once(("template syntax error", text), lambda text=text: template_syntax_error(text))
             if problem:
                 self.error(task + ("templates_dict", key), f"template syntax error: {problem}")
         if isinstance(step, SqlStep):
             for i, sql in enumerate(files.sql_files):
+
                 def sql_problem(sql: Path = sql) -> list[str]:
                     try:
                         text = sql.read_text(encoding="utf-8-sig")

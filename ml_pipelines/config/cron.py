@@ -79,7 +79,7 @@ def parse_cron(expression: str) -> Cron:
             f"cron {expression!r} has {len(parts)} fields; write 5 (minute hour day-of-month month day-of-week)"
         )
     minutes, hours, days, months, weekdays = (
-        _field_values(part, *spec) for part, spec in zip(parts, _FIELDS)
+        _field_values(part, *spec) for part, spec in zip(parts, _FIELDS, strict=True)
     )
     if 7 in weekdays:
         weekdays = (weekdays - {7}) | {0}

@@ -119,7 +119,11 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
             pipelines, errors = _load_file(paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids)
         except Exception as exc:  # a bug must not hide the other files
             pipelines = []
-            errors = [ConfigError(source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root)]
+            errors = [
+                ConfigError(
+                    source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root
+                )
+            ]
         errors = dedupe(errors)
         project.pipelines.extend(pipelines)
         if errors:
@@ -160,13 +164,17 @@ def _load_file(
     file_errors: list[ConfigError] = []
     dags_prefix = ("dags",)
     # Issues outside any pipeline are the file's own (a bad include of CommonConf, say).
-    for issue, error in zip(doc.issues, doc.issue_errors()):
+    for issue, error in zip(doc.issues, doc.issue_errors(), strict=True):
         if not (len(issue.path) >= 2 and issue.path[0] == "dags"):
             file_errors.append(error)
     if data is None:
-        return [], file_errors + [ConfigError(source, 1, "", "the file is empty; expected CommonConf and dags", root=paths.root)]
+        return [], file_errors + [
+            ConfigError(source, 1, "", "the file is empty; expected CommonConf and dags", root=paths.root)
+        ]
     if not isinstance(data, dict):
-        return [], file_errors + [doc.error_at((), f"expected a mapping with {', '.join(TOP_LEVEL_KEYS)}, got {_kind(data)}")]
+        return [], file_errors + [
+            doc.error_at((), f"expected a mapping with {', '.join(TOP_LEVEL_KEYS)}, got {_kind(data)}")
+        ]
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             file_errors.append(
@@ -181,11 +189,15 @@ def _load_file(
         file_errors.append(doc.error_at(("CommonConf",), f"CommonConf must be a mapping, got {_kind(common)}"))
     dags = data.get("dags")
     if "dags" not in data:
-        file_errors.append(doc.error_at(("dags",), "missing required key 'dags' (a mapping of pipelines, e.g. dags: {sagemaker: ...})"))
+        file_errors.append(
+            doc.error_at(("dags",), "missing required key 'dags' (a mapping of pipelines, e.g. dags: {sagemaker: ...})")
+        )
         return [], file_errors
     if not isinstance(dags, dict) or not dags:
         what = "empty" if isinstance(dags, dict) or dags is None else _kind(dags)
-        file_errors.append(doc.error_at(dags_prefix, f"dags must be a mapping of one or more pipelines, got {what}", prefer_key=True))
+        file_errors.append(
+            doc.error_at(dags_prefix, f"dags must be a mapping of one or more pipelines, got {what}", prefer_key=True)
+        )
         return [], file_errors
 
     loaded: list[LoadedPipeline] = []
@@ -195,7 +207,11 @@ def _load_file(
         errors = doc.errors_under(prefix)
         config = None
         if not isinstance(raw, dict):
-            errors.append(doc.error_at(prefix, f"a pipeline must be a mapping (domain, sub_domain, action, tasks...), got {_kind(raw)}"))
+            errors.append(
+                doc.error_at(
+                    prefix, f"a pipeline must be a mapping (domain, sub_domain, action, tasks...), got {_kind(raw)}"
+                )
+            )
         elif family in validated:
             config = validated[family]
         else:
@@ -355,13 +371,16 @@ _HINTS = {
     "start_date": "write a date like 2020-08-04",
 }
 
+
 def _step_kind_message(item: Any) -> str:
     prefixes = [p for p, _ in NAME_PREFIXES]
     if not isinstance(item, dict):
         return f"each task must be a mapping (name: ..., type: ...), got {_kind(item)}"
     name = item.get("name")
     if name is None or not str(name).strip():
-        return "the task has no name; its name tells its kind: " + ", ".join(prefixes) + " (or type: ExternalTaskSensor)"
+        return (
+            "the task has no name; its name tells its kind: " + ", ".join(prefixes) + " (or type: ExternalTaskSensor)"
+        )
     name = str(name)
     # Compare the name's start with each prefix: a misspelt prefix gets a suggestion.
     best = max(prefixes, key=lambda p: difflib.SequenceMatcher(None, name[: len(p)].lower(), p).ratio())
@@ -457,7 +476,11 @@ def schema_errors(exc: ValidationError, doc: YamlDocument, prefix: KeyPath) -> l
             # Point at the mapping that lacks the key.
             mark = doc.positions.find(full[:-1], prefer_key=True)
             error = ConfigError(
-                mark.file if mark else doc.file, mark.line if mark else 1, format_key_path(full, doc.data), message, root=doc.root
+                mark.file if mark else doc.file,
+                mark.line if mark else 1,
+                format_key_path(full, doc.data),
+                message,
+                root=doc.root,
             )
         else:
             prefer_key = err["type"] == "extra_forbidden" or located.about_key

@@ -228,12 +228,18 @@ class _Lookup:
         elif fault == "backslash":
             self.problem(where, f"{what} {text!r}: use '/' between folders, not '\\'", pipeline_level)
         elif fault == "absolute":
-            self.problem(where, f"{what} {text!r} must be a name inside its folder, not an absolute path", pipeline_level)
+            self.problem(
+                where, f"{what} {text!r} must be a name inside its folder, not an absolute path", pipeline_level
+            )
         else:
-            self.problem(where, f"{what} {text!r} must not contain '..': names cannot leave their folder", pipeline_level)
+            self.problem(
+                where, f"{what} {text!r} must not contain '..': names cannot leave their folder", pipeline_level
+            )
         return None
 
-    def inside(self, base: Path, candidate: Path, where: tuple[str | int, ...], what: str, pipeline_level: bool = False) -> bool:
+    def inside(
+        self, base: Path, candidate: Path, where: tuple[str | int, ...], what: str, pipeline_level: bool = False
+    ) -> bool:
         if self.fs.inside(base, candidate):
             return True
         self.problem(where, f"{what} {self.rel(candidate)} leads outside {self.rel(base)} (a symlink?)", pipeline_level)
@@ -241,7 +247,11 @@ class _Lookup:
 
     def model_folder(self, parent: Path, name: str | None, key: str, needed_by: str) -> Path | None:
         if name is None or not str(name).strip():
-            self.problem((key,), f"{key} is blank, but step {self.step.name!r} ({needed_by}) needs a folder under {parent.name}/", True)
+            self.problem(
+                (key,),
+                f"{key} is blank, but step {self.step.name!r} ({needed_by}) needs a folder under {parent.name}/",
+                True,
+            )
             return None
         text = self.safe_name(name, (key,), key, pipeline_level=True)
         if text is None:
@@ -271,7 +281,9 @@ class _Lookup:
             self.problem(where, f"{what} {self.rel(with_suffix)} not found")
         return None
 
-    def optional_file(self, folder: Path | None, raw: Any, default: str, suffix: str, where: tuple[str | int, ...], what: str) -> Path | None:
+    def optional_file(
+        self, folder: Path | None, raw: Any, default: str, suffix: str, where: tuple[str | int, ...], what: str
+    ) -> Path | None:
         """An explicitly named file (must exist) or the default one (None when absent)."""
         if folder is None:
             return None
@@ -286,15 +298,26 @@ class _Lookup:
     def params(self, folder: Path, holder: Any, where: tuple[str, ...] = ()) -> Path | None:
         """The parameter file named by `holder.param_file_name` (written at `where`), or the default."""
         return self.optional_file(
-            folder, holder.param_file_name, DEFAULT_PARAMETER_FILE, ".json", (*where, "param_file_name"), "parameter file"
+            folder,
+            holder.param_file_name,
+            DEFAULT_PARAMETER_FILE,
+            ".json",
+            (*where, "param_file_name"),
+            "parameter file",
         )
 
-    def params_and_requirements(self, folder: Path, holder: Any, where: tuple[str, ...] = ()) -> tuple[Path | None, Path | None]:
+    def params_and_requirements(
+        self, folder: Path, holder: Any, where: tuple[str, ...] = ()
+    ) -> tuple[Path | None, Path | None]:
         """The parameter and requirements files `holder` names, or the defaults."""
         params = self.params(folder, holder, where)
         requirements = self.optional_file(
-            folder, holder.requirements_file_name, DEFAULT_REQUIREMENTS_FILE, ".txt",
-            (*where, "requirements_file_name"), "requirements file",
+            folder,
+            holder.requirements_file_name,
+            DEFAULT_REQUIREMENTS_FILE,
+            ".txt",
+            (*where, "requirements_file_name"),
+            "requirements file",
         )
         return params, requirements
 
@@ -350,11 +373,18 @@ def _container_files(look: _Lookup, pipeline: PipelineConfig, step: ContainerIma
     if not (pipeline.model_name or "").strip():
         # A pipeline with only Glue/SQL steps may keep the old container step and no model.
         if step.requirements_file_name:
-            look.problem(("requirements_file_name",), "requirements_file_name is set, but the pipeline has no model_name")
+            look.problem(
+                ("requirements_file_name",), "requirements_file_name is set, but the pipeline has no model_name"
+            )
         return StepFiles(dockerfile=dockerfile_or_none)
     model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "container image")
     requirements = look.optional_file(
-        model_dir, step.requirements_file_name, DEFAULT_REQUIREMENTS_FILE, ".txt", ("requirements_file_name",), "requirements file"
+        model_dir,
+        step.requirements_file_name,
+        DEFAULT_REQUIREMENTS_FILE,
+        ".txt",
+        ("requirements_file_name",),
+        "requirements file",
     )
     return StepFiles(model_dir=model_dir, requirements_file=requirements, dockerfile=dockerfile_or_none)
 
@@ -391,7 +421,9 @@ def _notebook_files(look: _Lookup, pipeline: PipelineConfig, step: NotebookStep)
 def _sql_files(look: _Lookup, pipeline: PipelineConfig, step: SqlStep) -> StepFiles:
     paths = look.paths
     if step.model_type == "glue":
-        model_dir = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "SQL, model_type glue")
+        model_dir = look.model_folder(
+            paths.glue_models, pipeline.glue_model_name, "glue_model_name", "SQL, model_type glue"
+        )
     else:
         model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "SQL")
     if model_dir is None:
@@ -417,7 +449,9 @@ def _glue_files(look: _Lookup, pipeline: PipelineConfig, step: GlueStep) -> Step
         model_dir = look.fs.child(common, script.removesuffix(".py"))
         py_files = look.files(model_dir, "*.py") + look.files(look.fs.child(model_dir, "py_files"), "*.py")
     else:
-        folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model")
+        folder = look.model_folder(
+            paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model"
+        )
         if folder is None:
             return StepFiles()
         model_dir = folder
@@ -445,13 +479,17 @@ def _python_script_files(look: _Lookup, pipeline: PipelineConfig, step: PythonSc
         model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
     else:
         if step.model_type == "glue":
-            folder = look.model_folder(paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue")
+            folder = look.model_folder(
+                paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue"
+            )
         else:
             folder = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "Python script")
         if folder is None:
             return StepFiles()
         model_dir = folder
-        main = look.named_file(look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script")
+        main = look.named_file(
+            look.fs.child(model_dir, "python_scripts"), script, ".py", ("script_name",), "Python script"
+        )
     params, requirements = look.params_and_requirements(model_dir, step)
     return StepFiles(
         model_dir=model_dir,

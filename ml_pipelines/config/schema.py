@@ -194,7 +194,9 @@ class NotebookStep(StepBase):
     pipeline_keys: ClassVar[tuple[str, ...]] = ("model_name",)
     runs_in_image: ClassVar[bool] = True
     notebook_name: Text = Field("", description="Notebook in the model folder, with or without .ipynb; empty = none.")
-    param_file_name: OptionalStr = Field(None, description="Parameter file, with or without .json; default parameters.json.")
+    param_file_name: OptionalStr = Field(
+        None, description="Parameter file, with or without .json; default parameters.json."
+    )
     Details: Annotated[NotebookDetails, BeforeValidator(_empty_if_none)] = Field(default_factory=NotebookDetails)
     BucketIOConfig: BucketsByEnv = Field(default_factory=dict, description="Model bucket per environment.")
 

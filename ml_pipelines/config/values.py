@@ -108,7 +108,7 @@ def none_if_blank(value: Any) -> Any:
 
 
 def parse_comma_list(value: Any) -> list[str]:
-    """"a, b" -> ["a", "b"]; a list stays a list; None -> []."""
+    """ "a, b" -> ["a", "b"]; a list stays a list; None -> []."""
     value = none_if_blank(value)
     if value is None:
         return []

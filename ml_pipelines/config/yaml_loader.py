@@ -460,9 +460,7 @@ class _Builder:
     def _over_limit(self, mark: Mark, depth: int) -> None:
         """Raise for a node past MAX_NODES or MAX_DEPTH (the node is counted already)."""
         if self.nodes > MAX_NODES:
-            raise _Abort(
-                mark, f"document expands to more than {MAX_NODES} values (too many aliases? an alias bomb?)"
-            )
+            raise _Abort(mark, f"document expands to more than {MAX_NODES} values (too many aliases? an alias bomb?)")
         raise _Abort(mark, f"document nested deeper than {MAX_DEPTH} levels")
 
     def build(self, node: Node, path: KeyPath, depth: int, active: set[int]) -> Any:
@@ -526,7 +524,11 @@ class _Builder:
     def _first_line(node: MappingNode, key: str) -> int:
         """The line of the first plain-text `key` of `node` (for a duplicate's message)."""
         for key_node, _ in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag not in (_MERGE_TAG, INCLUDE_TAG) and str(key_node.value) == key:
+            if (
+                isinstance(key_node, ScalarNode)
+                and key_node.tag not in (_MERGE_TAG, INCLUDE_TAG)
+                and str(key_node.value) == key
+            ):
                 return key_node.start_mark.line + 1
         return 1  # pragma: no cover - the key is there
 
@@ -574,7 +576,9 @@ class _Builder:
         # Merged keys never override keys written in the mapping; earlier sources win.
         for source in merges:
             if id(source) in active:
-                raise _Abort(self._mark(source.start_mark.line + 1), "a merge ('<<') refers to a mapping that contains it")
+                raise _Abort(
+                    self._mark(source.start_mark.line + 1), "a merge ('<<') refers to a mapping that contains it"
+                )
             merged = self.mapping(source, path, child, active | {id(source)})
             for key, value in merged.items():
                 out.setdefault(key, value)

@@ -60,6 +60,9 @@ def assets_and_schedules(project: Project, settings: Settings, sinks, assets: li
         pid = config.pipeline_id
         keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).resource_key is not None]
         # A partition is done when the pipeline's last time-partitioned steps have it.
-        done_keys = [step_key(pid, t.name) for t in config.tasks
-                     if is_time_partitioned(t) and step_key(pid, t.name) in sinks[pid]]
+        done_keys = [
+            step_key(pid, t.name)
+            for t in config.tasks
+            if is_time_partitioned(t) and step_key(pid, t.name) in sinks[pid]
+        ]
         schedules.append(pipeline_schedule(pipeline, cron, partitions_def, keys, done_keys))

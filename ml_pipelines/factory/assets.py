@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 PIPELINE_TAG = "ml_pipelines/pipeline"
 
+
 def step_key(pipeline_id: str, step_name: str) -> AssetKey:
     return AssetKey([pipeline_id, step_name])
 
@@ -141,7 +142,9 @@ def _step_asset(
         required_resource_keys={resource_key},
         tags={PIPELINE_TAG: pipeline.config.pipeline_id},
     )
-    return AssetsDefinition(node_def=op, keys_by_input_name=inputs, keys_by_output_name={output: spec.key}, specs=[spec])
+    return AssetsDefinition(
+        node_def=op, keys_by_input_name=inputs, keys_by_output_name={output: spec.key}, specs=[spec]
+    )
 
 
 def _window(context: AssetExecutionContext) -> TimeWindow | None:
@@ -172,7 +175,9 @@ def _tag_run_with_pipeline(context: AssetExecutionContext, pipeline_id: str) -> 
         context.instance.add_run_tags(context.run.run_id, {PIPELINE_TAG: pipeline_id})
 
 
-def run_step(context: AssetExecutionContext, pipeline: LoadedPipeline, name: str, settings: Settings) -> MaterializeResult:
+def run_step(
+    context: AssetExecutionContext, pipeline: LoadedPipeline, name: str, settings: Settings
+) -> MaterializeResult:
     from ml_pipelines.config.variables import load_variables
     from ml_pipelines.plan.resolve import is_noop_step, plan_step
 
@@ -188,7 +193,10 @@ def run_step(context: AssetExecutionContext, pipeline: LoadedPipeline, name: str
         return MaterializeResult(asset_key=key, metadata={"noop": True})
     try:
         plan = plan_step(
-            pipeline, name, settings.env, window,
+            pipeline,
+            name,
+            settings.env,
+            window,
             paths=settings.paths,
             variables=load_variables(settings.paths.model_configs, settings.env),
             storage_root=settings.storage_root,

@@ -11,6 +11,7 @@ from ml_pipelines.config.session import LoadSession
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 
+
 def owners_of(owner: str) -> list[str]:
     """An e-mail as is; any other text as team:<text with non-word characters as _>."""
     owner = owner.strip()
@@ -80,7 +81,11 @@ def tables_written(sql_files: tuple[Path, ...], session: LoadSession | None = No
     load cache)."""
     found: list[str] = []
     for path in sql_files:
-        tables = _tables_of(path) if session is None else session.from_file("tables written", path, lambda: _tables_of(path))
+        tables = (
+            _tables_of(path)
+            if session is None
+            else session.from_file("tables written", path, lambda path=path: _tables_of(path))
+        )
         for table in tables:
             if table not in found:
                 found.append(table)

@@ -19,9 +19,7 @@ def awaited_keys(step: ExternalWaitStep, pipeline_sinks: dict[str, list[AssetKey
     details = step.external_dag_details
     if details.external_task_id:
         return [AssetKey([details.external_dag_id, details.external_task_id])]
-    return pipeline_sinks.get(details.external_dag_id) or [
-        AssetKey([details.external_dag_id, EXTERNAL_PIPELINE_STEP])
-    ]
+    return pipeline_sinks.get(details.external_dag_id) or [AssetKey([details.external_dag_id, EXTERNAL_PIPELINE_STEP])]
 
 
 def external_wait_spec(

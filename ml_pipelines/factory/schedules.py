@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from dagster import (
     AssetKey,
-    RunsFilter,
     DefaultScheduleStatus,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     TimeWindowPartitionsDefinition,
 )
-
 from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 
 from ml_pipelines.config.loader import LoadedPipeline

@@ -85,7 +85,9 @@ def _run(cmd: list[str], what: str) -> None:
         raise StepFailed(f"{what} failed (exit code {proc.returncode}): {' '.join(cmd)}\n{tail}")
 
 
-def _build(env_dir: Path, kernel: str, kernel_name: str, requirements_file: Path | None, req_text: str, log: Any) -> None:
+def _build(
+    env_dir: Path, kernel: str, kernel_name: str, requirements_file: Path | None, req_text: str, log: Any
+) -> None:
     # A fresh venv at its final path (scripts embed absolute paths), no pip of its own.
     venv.EnvBuilder(clear=True, symlinks=True, with_pip=False).create(env_dir)
     site_packages = _site_packages_of(env_dir)
@@ -99,13 +101,32 @@ def _build(env_dir: Path, kernel: str, kernel_name: str, requirements_file: Path
         log.info(f"Installing {requirements_file} into {env_dir}")
         # pip is importable through the .pth; it installs into this venv's prefix.
         _run(
-            [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-             "--no-warn-script-location", "-r", str(requirements_file)],
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-warn-script-location",
+                "-r",
+                str(requirements_file),
+            ],
             f"pip install -r {requirements_file.name}",
         )
     _run(
-        [python, "-m", "ipykernel", "install", "--prefix", str(env_dir), "--name", kernel_name,
-         "--display-name", f"ml-pipelines {kernel} ({kernel_name[-12:]})"],
+        [
+            python,
+            "-m",
+            "ipykernel",
+            "install",
+            "--prefix",
+            str(env_dir),
+            "--name",
+            kernel_name,
+            "--display-name",
+            f"ml-pipelines {kernel} ({kernel_name[-12:]})",
+        ],
         "Jupyter kernel registration",
     )
 
@@ -152,12 +173,16 @@ def ensure_python_env(home: Path, kernel: str, requirements_file: Path | None, l
         except Exception:
             shutil.rmtree(env_dir, ignore_errors=True)
             raise
-        marker.write_text(json.dumps({
-            "content_hash": content_hash,
-            "kernel": kernel,
-            "kernel_name": kernel_name,
-            "requirements_file": str(requirements_file) if requirements_file else None,
-            "build_s": round(time.monotonic() - start, 3),
-        }))
+        marker.write_text(
+            json.dumps(
+                {
+                    "content_hash": content_hash,
+                    "kernel": kernel,
+                    "kernel_name": kernel_name,
+                    "requirements_file": str(requirements_file) if requirements_file else None,
+                    "build_s": round(time.monotonic() - start, 3),
+                }
+            )
+        )
         log.info(f"Built Python env {env_dir} in {time.monotonic() - start:.1f}s")
     return result(reused=False)

@@ -10,7 +10,6 @@ storage root, where the AWS backend puts them on S3. The subprocess runs through
 Pipes-session client as Python-script steps: its stdout/stderr lines go to the Dagster log.
 """
 
-
 import os
 import shlex
 import tempfile
@@ -49,12 +48,18 @@ DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 def spark_submit_args(master: str, jars: list[Path]) -> str:
     """PYSPARK_SUBMIT_ARGS: read by pyspark when the script's SparkContext starts the JVM."""
     args = [
-        "--master", master,
-        "--driver-java-options", DRIVER_JAVA_OPTIONS,
-        "--conf", "spark.ui.enabled=false",
-        "--conf", "spark.ui.showConsoleProgress=false",
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
+        "--master",
+        master,
+        "--driver-java-options",
+        DRIVER_JAVA_OPTIONS,
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.ui.showConsoleProgress=false",
+        "--conf",
+        "spark.driver.host=127.0.0.1",
+        "--conf",
+        "spark.driver.bindAddress=127.0.0.1",
     ]
     if jars:
         args += ["--jars", ",".join(str(j) for j in jars)]
@@ -78,7 +83,7 @@ def python_path(plan: GluePlan) -> str:
 def error_excerpt(stderr: list[str], limit: int = _ERROR_LINES) -> str:
     """The last Python traceback in stderr (its last `limit` lines), else the last stderr lines."""
     starts = [i for i, line in enumerate(stderr) if line.startswith("Traceback (most recent call last)")]
-    lines = stderr[starts[-1]:] if starts else stderr
+    lines = stderr[starts[-1] :] if starts else stderr
     return "\n".join(lines[-limit:])
 
 
@@ -141,9 +146,7 @@ class LocalGlue(GlueBackend):
         context.log.info(f"Running Glue job {plan.job_name}: {shlex.join(command)}")
         # Glue runs a script in a scratch folder: so do we, so nothing lands in the repo.
         with tempfile.TemporaryDirectory(prefix="ml-pipelines-glue-") as cwd:
-            run = self.pipes.run_captured(
-                context=context, command=command, env=extra_env, cwd=cwd, tail_lines=200
-            )
+            run = self.pipes.run_captured(context=context, command=command, env=extra_env, cwd=cwd, tail_lines=200)
         duration = round(time.monotonic() - start, 3)
         if run.returncode != 0:
             raise StepFailed(
@@ -153,13 +156,14 @@ class LocalGlue(GlueBackend):
         metadata: dict[str, Any] = {}
         for result in run.reported:  # anything the script reported through dagster-pipes
             metadata.update(getattr(result, "metadata", None) or {})
-        metadata.update({
-            "duration_s": duration,
-            "job_name": plan.job_name,
-            "arguments": {k.removeprefix("--"): v for k, v in zip(arguments[::2], arguments[1::2], strict=True)},
-            "uploaded": uploaded,
-        })
+        metadata.update(
+            {
+                "duration_s": duration,
+                "job_name": plan.job_name,
+                "arguments": {k.removeprefix("--"): v for k, v in zip(arguments[::2], arguments[1::2], strict=True)},
+                "uploaded": uploaded,
+            }
+        )
         if outputs := self._outputs(plan):
             metadata["output_files"] = outputs
         return StepOutcome(metadata=metadata)
-

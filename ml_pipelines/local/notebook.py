@@ -43,6 +43,7 @@ def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
+
     """A kernel manager bound to one env's kernel dir and extra environment variables."""
 
     class StepKernelManager(AsyncKernelManager):
@@ -70,7 +71,6 @@ class _LogStream:
 
     def flush(self) -> None:
         pass  # each line is logged as it is written
-
 
 
 def failure_message(plan: NotebookPlan, err: Any) -> str:

@@ -13,7 +13,6 @@ reads both pipes in threads: every line goes to `context.log` and the last lines
 kept for the error message and metadata.
 """
 
-
 import os
 import signal
 import threading
@@ -95,7 +94,9 @@ class CapturingPipesSubprocessClient(PipesSubprocessClient):
             finally:
                 for t in pumps:
                     t.join(timeout=10)  # a grandchild holding the pipe open must not hang the step
-        return CapturedRun(process.returncode, list(tails["stdout"]), list(tails["stderr"]), session.get_reported_results())
+        return CapturedRun(
+            process.returncode, list(tails["stdout"]), list(tails["stderr"]), session.get_reported_results()
+        )
 
 
 PIPES_LAUNCHER = Path(__file__).with_name("pipes_launcher.py")

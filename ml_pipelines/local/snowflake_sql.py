@@ -39,8 +39,12 @@ def written_tables(expr: exp.Expr | None) -> list[exp.Table]:
 
 
 def creates_table_if_not_exists(expr: exp.Expr | None) -> bool:
-    return (isinstance(expr, exp.Create) and str(expr.kind).upper() == "TABLE" and bool(expr.args.get("exists"))
-            and not expr.args.get("replace"))
+    return (
+        isinstance(expr, exp.Create)
+        and str(expr.kind).upper() == "TABLE"
+        and bool(expr.args.get("exists"))
+        and not expr.args.get("replace")
+    )
 
 
 def _copy_source(expr: exp.Copy) -> exp.Var | None:

@@ -105,7 +105,10 @@ class ServerProcess:
         self._early_log = tempfile.TemporaryFile(mode="w+")  # stderr until the child holds the lock
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SERVER_SCRIPT, str(db_dir), str(self.log_file), _LOCK_FILE],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._early_log, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._early_log,
+            text=True,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -175,7 +178,9 @@ class ServerProcess:
 
 
 @contextmanager
-def fakesnow_server(db_dir: Path, log: Any = None, *, process: ServerProcess | None = None, wait: bool = True) -> Iterator[dict[str, Any]]:
+def fakesnow_server(
+    db_dir: Path, log: Any = None, *, process: ServerProcess | None = None, wait: bool = True
+) -> Iterator[dict[str, Any]]:
     """A fakesnow server over `db_dir` (holding its lock); yields snowflake.connector kwargs.
     `process`: one already started (imports done or under way). `wait`: on exit, until the
     server has closed the database and released the lock."""
@@ -189,9 +194,7 @@ def fakesnow_server(db_dir: Path, log: Any = None, *, process: ServerProcess | N
 def _selects_sql_step(run: Any) -> bool:
     """Whether a run's asset selection holds a SQL step (its kind follows from its name)."""
     selection = getattr(run, "asset_selection", None) or ()
-    return any(
-        key.path and step_kind_of({"name": key.path[-1]}) == StepKind.SQL.value for key in selection
-    )
+    return any(key.path and step_kind_of({"name": key.path[-1]}) == StepKind.SQL.value for key in selection)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -292,7 +295,7 @@ class LocalWarehouse(SqlBackend):
 
         dirs = {}
         for name, uri in self.stages.items():
-            key = uri[len("s3://"):].partition("/")[2].rstrip("/")
+            key = uri[len("s3://") :].partition("/")[2].rstrip("/")
             dirs[normalise_name(name.split(".")[-1])] = (s3_to_local(uri, self.storage.root), f"{key}/" if key else "")
         return dirs
 
@@ -328,13 +331,15 @@ class LocalWarehouse(SqlBackend):
                         name, full = qualified_table(table, conn.database or self.database, conn.schema or schema)
                         written.setdefault(name, full)
             table_rows = {name: self._count(cursor, table) for name, table in written.items()}
-        return StepOutcome(metadata={
-            "database": self.database,
-            "schema": schema,
-            "statements": statements,
-            "table_row_counts": table_rows,
-            "duration_s": round(time.monotonic() - start, 3),
-        })
+        return StepOutcome(
+            metadata={
+                "database": self.database,
+                "schema": schema,
+                "statements": statements,
+                "table_row_counts": table_rows,
+                "duration_s": round(time.monotonic() - start, 3),
+            }
+        )
 
     def _run_statement(
         self, cursor: Any, file_name: str, statement: str, stage_dirs: dict[str, tuple[Path, str]], log: Any
@@ -379,7 +384,9 @@ class LocalWarehouse(SqlBackend):
             message += f"Error: {e}"
             if isinstance(e, snowflake.connector.errors.InternalServerError):
                 detail = _server_error(self.warehouse_dir / _SERVER_LOG)
-                message += f"\nfakesnow could not run it: {detail or 'see the log'} ({self.warehouse_dir / _SERVER_LOG})"
+                message += (
+                    f"\nfakesnow could not run it: {detail or 'see the log'} ({self.warehouse_dir / _SERVER_LOG})"
+                )
             raise StepFailed(message) from None
 
     @staticmethod

@@ -256,14 +256,18 @@ def plan_sql(r: Resolver) -> SqlPlan:
             f"but {len(sql_files)} files found"
         )
     rendered = []
-    for name, path in zip(step.sql_file_names, sql_files):
+    for name, path in zip(step.sql_file_names, sql_files, strict=True):
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: cannot read {path}: {exc}") from None
-        rendered.append(SqlStatementFile(name=name, path=path, text=render(text, context, where=f"step {step.name}, {name}")))
-    return SqlPlan(run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {}))
+        rendered.append(
+            SqlStatementFile(name=name, path=path, text=render(text, context, where=f"step {step.name}, {name}"))
+        )
+    return SqlPlan(
+        run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {})
+    )
 
 
 def plan_external_wait(r: Resolver) -> ExternalWaitPlan:
@@ -314,5 +318,7 @@ def plan_step(
     Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
     message naming the step."""
     step = pipeline.config.step(step_name)
-    resolver = Resolver(pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now)
+    resolver = Resolver(
+        pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now
+    )
     return PLANNERS[step.kind](resolver)

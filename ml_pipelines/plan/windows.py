@@ -45,9 +45,7 @@ def _ticks_on(cron: Cron, day: date) -> list[datetime]:
     if not cron.matches_day(day):
         return []
     return [
-        datetime.combine(day, time(h, m), tzinfo=timezone.utc)
-        for h in sorted(cron.hours)
-        for m in sorted(cron.minutes)
+        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(cron.hours) for m in sorted(cron.minutes)
     ]
 
 

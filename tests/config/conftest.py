@@ -101,6 +101,4 @@ def assert_error(
             assert error.line == line, text
             assert text.startswith(f"{file}:{line}: {key}: " if key else f"{file}:{line}: "), text
             return error
-    raise AssertionError(
-        f"no error {file}:{line}: {key}: ...{contains}... in:\n" + "\n".join(map(str, errors))
-    )
+    raise AssertionError(f"no error {file}:{line}: {key}: ...{contains}... in:\n" + "\n".join(map(str, errors)))

@@ -158,7 +158,12 @@ def test_plan_prints_the_resolved_pipeline() -> None:
 def test_plan_stores_where_a_run_does(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = run(
-        "--project-dir", str(REPO), "plan", "max_ds_ViewershipFeatures", "--date", "2024-01-05",
+        "--project-dir",
+        str(REPO),
+        "plan",
+        "max_ds_ViewershipFeatures",
+        "--date",
+        "2024-01-05",
         env={"ML_PIPELINES_HOME": str(home)},
     )
     assert result.returncode == 0, result.stderr
@@ -182,7 +187,9 @@ def test_plan_calls_plan_as_dict_with_the_run_settings(monkeypatch: pytest.Monke
     monkeypatch.setattr(cli_plan, "plan_as_dict", plan_as_dict)
     monkeypatch.delenv("ML_PIPELINES_STORAGE_ROOT", raising=False)
     monkeypatch.setenv("ML_PIPELINES_HOME", str(tmp_path))
-    code, out, err = main("--project-dir", str(PROJECT_OK), "--env", "BETA", "plan", "demo_dap_testing", "--date", "2024-02-29")
+    code, out, err = main(
+        "--project-dir", str(PROJECT_OK), "--env", "BETA", "plan", "demo_dap_testing", "--date", "2024-02-29"
+    )
     assert code == 0, err
     assert calls == [(PROJECT_OK.resolve(), "demo_dap_testing", "BETA", datetime.date(2024, 2, 29), None)]  # real S3
     assert json.loads(out) == {"pipeline_id": "demo_dap_testing", "when": "2024-02-29"}

@@ -18,9 +18,12 @@ def write(tmp_path: Path, data, name="parameters.json") -> Path:
 
 FULL = {
     "COMMON": {"top_n": 25, "metric": "blended", "input_path": "s3://common-bucket/shared/"},
-    "DEV": {"input_path": "s3://dev-bucket/in/data.csv", "metric": "dev_metric",
-            "nested": {"paths": ["s3://dev-bucket/a", "keep-me", 3], "deep": {"p": "s3://b2/k/"}},
-            "text": "copy s3://dev-bucket/x later"},
+    "DEV": {
+        "input_path": "s3://dev-bucket/in/data.csv",
+        "metric": "dev_metric",
+        "nested": {"paths": ["s3://dev-bucket/a", "keep-me", 3], "deep": {"p": "s3://b2/k/"}},
+        "text": "copy s3://dev-bucket/x later",
+    },
     "BETA": {"input_path": "s3://beta-bucket/in"},
     "PROD": {"input_path": "s3://prod-bucket/in"},
 }
@@ -82,7 +85,10 @@ def test_missing_env_section_names_file_and_section(tmp_path):
 def test_common_only_file_serves_every_env(tmp_path):
     path = write(tmp_path, {"COMMON": {"a": 1, "p": "s3://b/k"}})
     assert resolve_parameters(path, "PROD") == {"a": 1, "p": "s3://b/k"}
-    assert resolve_parameters(path, "LOCAL", storage_root=tmp_path) == {"a": 1, "p": str(tmp_path.resolve() / "b" / "k")}
+    assert resolve_parameters(path, "LOCAL", storage_root=tmp_path) == {
+        "a": 1,
+        "p": str(tmp_path.resolve() / "b" / "k"),
+    }
 
 
 def test_bad_json_names_file_and_line(tmp_path):

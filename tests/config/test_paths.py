@@ -65,7 +65,9 @@ def test_project_paths(project: FixtureProject) -> None:
 
 
 def test_notebook_suffix_is_optional(project: FixtureProject) -> None:
-    with_suffix = files_of(project, {"name": "sagemaker_notebook_job_processing_script", "notebook_name": "DailyForecast.ipynb"})
+    with_suffix = files_of(
+        project, {"name": "sagemaker_notebook_job_processing_script", "notebook_name": "DailyForecast.ipynb"}
+    )
     without = files_of(project, {"name": "sagemaker_notebook_job_processing_script", "notebook_name": "DailyForecast"})
     assert with_suffix == without
     assert without.main.name == "DailyForecast.ipynb"
@@ -74,7 +76,9 @@ def test_notebook_suffix_is_optional(project: FixtureProject) -> None:
 
 
 def test_empty_notebook_name_is_no_notebook(project: FixtureProject) -> None:
-    files = files_of(project, {"name": "sagemaker_notebook_job_processing_script", "notebook_name": ""}, model_name=None)
+    files = files_of(
+        project, {"name": "sagemaker_notebook_job_processing_script", "notebook_name": ""}, model_name=None
+    )
     assert files.main is None and files.model_dir is None
 
 
@@ -84,13 +88,19 @@ def test_default_files_absent_are_none(project: FixtureProject) -> None:
     config = pipeline(
         tasks=[
             {"name": "ecr_container_creation", "kernel": "python3"},
-            {"name": "sagemaker_notebook_job_processing_script", "notebook_name": "DailyForecast", "upstream_task_name": "ecr_container_creation"},
+            {
+                "name": "sagemaker_notebook_job_processing_script",
+                "notebook_name": "DailyForecast",
+                "upstream_task_name": "ecr_container_creation",
+            },
         ]
     )
     paths = ProjectPaths.for_root(project.root)
     container = resolve_step_files(paths, config, config.tasks[0])
     notebook = resolve_step_files(paths, config, config.tasks[1])
-    assert container.requirements_file is None and notebook.parameter_file is None and notebook.requirements_file is None
+    assert (
+        container.requirements_file is None and notebook.parameter_file is None and notebook.requirements_file is None
+    )
 
 
 def test_container_dockerfile_and_requirements(project: FixtureProject) -> None:
@@ -122,7 +132,10 @@ def test_glue_model_files_and_jars(project: FixtureProject) -> None:
     project.write("Glue_Models/movies/jars/b.jar", b"PK")
     project.write("Glue_Models/movies/jars/a.jar", b"PK")
     project.write("Glue_Models/movies/jars/notes.txt", "not a jar")
-    files = files_of(project, {"name": "glue_job_processing_script", "Details": {"script_name": "movies-test", "script_loc": "model"}})
+    files = files_of(
+        project,
+        {"name": "glue_job_processing_script", "Details": {"script_name": "movies-test", "script_loc": "model"}},
+    )
     movies = project.root.resolve() / "Glue_Models/movies"
     assert files.main == movies / "movies-test.py"
     assert files.jars == (movies / "jars/a.jar", movies / "jars/b.jar")
@@ -132,7 +145,10 @@ def test_glue_model_files_and_jars(project: FixtureProject) -> None:
 def test_glue_common_script_files(project: FixtureProject) -> None:
     project.write("Glue_Models/common/shared_dedupe/jars/x.jar", b"PK")
     project.write("Glue_Models/common/shared_dedupe/py_files/extra.py", "X = 1\n")
-    files = files_of(project, {"name": "glue_job_processing_script_x", "Details": {"script_name": "shared_dedupe", "script_loc": "common"}})
+    files = files_of(
+        project,
+        {"name": "glue_job_processing_script_x", "Details": {"script_name": "shared_dedupe", "script_loc": "common"}},
+    )
     common = project.root.resolve() / "Glue_Models/common"
     assert files.main == common / "shared_dedupe.py"
     assert files.jars == (common / "shared_dedupe/jars/x.jar",)
@@ -142,15 +158,26 @@ def test_glue_common_script_files(project: FixtureProject) -> None:
 def test_glue_common_named_parameter_file_needs_the_folder(project: FixtureProject) -> None:
     project.write("Glue_Models/common/lonely.py", "print(1)\n")
     problems = problems_of(
-        project, {"name": "glue_job_processing_script", "Details": {"script_name": "lonely", "script_loc": "common", "param_file_name": "p"}}
+        project,
+        {
+            "name": "glue_job_processing_script",
+            "Details": {"script_name": "lonely", "script_loc": "common", "param_file_name": "p"},
+        },
     )
     assert problems == [
-        (("Details", "param_file_name"), "parameter file 'p' is named, but its folder Glue_Models/common/lonely does not exist", False)
+        (
+            ("Details", "param_file_name"),
+            "parameter file 'p' is named, but its folder Glue_Models/common/lonely does not exist",
+            False,
+        )
     ]
 
 
 def test_python_script_in_a_sagemaker_model(project: FixtureProject) -> None:
-    files = files_of(project, {"name": "python_script_x", "model_type": "sagemaker", "script_loc": "model", "script_name": "check_output.py"})
+    files = files_of(
+        project,
+        {"name": "python_script_x", "model_type": "sagemaker", "script_loc": "model", "script_name": "check_output.py"},
+    )
     forecast = project.root.resolve() / "Sagemaker_Models/Forecast"
     assert files.main == forecast / "python_scripts/check_output.py"
     assert files.parameter_file == forecast / "parameters.json"
@@ -175,12 +202,20 @@ def test_every_problem_of_a_step_is_reported(project: FixtureProject) -> None:
 
 
 def test_missing_model_names_are_pipeline_level(project: FixtureProject) -> None:
-    problems = problems_of(project, {"name": "write_to_snowflake", "model_type": "glue", "sql_file_names": ["x.sql"]}, glue_model_name=None)
+    problems = problems_of(
+        project, {"name": "write_to_snowflake", "model_type": "glue", "sql_file_names": ["x.sql"]}, glue_model_name=None
+    )
     assert problems == [
-        (("glue_model_name",), "glue_model_name is blank, but step 'write_to_snowflake' (SQL, model_type glue) needs a folder under Glue_Models/", True)
+        (
+            ("glue_model_name",),
+            "glue_model_name is blank, but step 'write_to_snowflake' (SQL, model_type glue) needs a folder under Glue_Models/",
+            True,
+        )
     ]
 
 
 def test_external_wait_has_no_files(project: FixtureProject) -> None:
-    files = files_of(project, {"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "x"}})
+    files = files_of(
+        project, {"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "x"}}
+    )
     assert files == StepFiles()

@@ -51,7 +51,10 @@ def test_cron_is_kept_normalised() -> None:
     assert config(schedule_interval=" 55  19 * * * ").schedule_interval == "55 19 * * *"
 
 
-@pytest.mark.parametrize("text,expected", [("2020-08-4", date(2020, 8, 4)), ("2020-8-04", date(2020, 8, 4)), (date(2021, 1, 2), date(2021, 1, 2))])
+@pytest.mark.parametrize(
+    "text,expected",
+    [("2020-08-4", date(2020, 8, 4)), ("2020-8-04", date(2020, 8, 4)), (date(2021, 1, 2), date(2021, 1, 2))],
+)
 def test_start_date_styles(text, expected) -> None:
     assert config(default_args={"start_date": text}).default_args.start_date == expected
 
@@ -96,7 +99,10 @@ def test_slack_channels() -> None:
         ({"name": "write_to_snowflake_2", "sql_file_names": "a.sql"}, StepKind.SQL),
         ({"name": "glue_job_processing_script", "Details": {"script_name": "s", "script_loc": "model"}}, StepKind.GLUE),
         ({"name": "python_script_x", "script_name": "s"}, StepKind.PYTHON_SCRIPT),
-        ({"name": "anything", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d"}}, StepKind.EXTERNAL_WAIT),
+        (
+            {"name": "anything", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d"}},
+            StepKind.EXTERNAL_WAIT,
+        ),
     ],
 )
 def test_step_kinds(raw, kind) -> None:
@@ -134,7 +140,9 @@ def test_notebook_defaults_and_buckets() -> None:
     assert step.BucketIOConfig["PROD"].model_bucket is None
 
 
-@pytest.mark.parametrize("model_type,expected", [("", "sagemaker"), (None, "sagemaker"), ("glue", "glue"), ("Glue", "glue")])
+@pytest.mark.parametrize(
+    "model_type,expected", [("", "sagemaker"), (None, "sagemaker"), ("glue", "glue"), ("Glue", "glue")]
+)
 def test_sql_model_type(model_type, expected) -> None:
     step = task({"name": "write_to_snowflake", "model_type": model_type, "sql_file_names": ["a.sql", "b.sql"]})
     assert isinstance(step, SqlStep) and step.model_type == expected and step.sql_file_names == ["a.sql", "b.sql"]
@@ -142,35 +150,71 @@ def test_sql_model_type(model_type, expected) -> None:
 
 @pytest.mark.parametrize("worker", ["Standard", "standard", "G.1X", "G.2X"])
 def test_glue_worker_types(worker: str) -> None:
-    step = task({"name": "glue_job_processing_script", "Details": {"script_name": "s", "script_loc": "common", "worker_type": worker, "number_of_workers": "10"}})
+    step = task(
+        {
+            "name": "glue_job_processing_script",
+            "Details": {"script_name": "s", "script_loc": "common", "worker_type": worker, "number_of_workers": "10"},
+        }
+    )
     assert isinstance(step, GlueStep)
     assert step.Details.worker_type in GLUE_WORKER_LIMITS and step.Details.number_of_workers == 10
 
 
 @pytest.mark.parametrize("worker,count", [("G.1X", 299), ("G.2X", 149), ("Standard", 500)])
 def test_glue_worker_caps_at_the_limit(worker: str, count: int) -> None:
-    details = task({"name": "glue_job_processing_script", "Details": {"script_name": "s", "script_loc": "model", "worker_type": worker, "number_of_workers": count}}).Details
+    details = task(
+        {
+            "name": "glue_job_processing_script",
+            "Details": {"script_name": "s", "script_loc": "model", "worker_type": worker, "number_of_workers": count},
+        }
+    ).Details
     assert details.number_of_workers == count
 
 
 @pytest.mark.parametrize("worker,count", [("G.1X", 300), ("G.2X", 150)])
 def test_glue_worker_caps_exceeded(worker: str, count: int) -> None:
     with pytest.raises(ValidationError, match="exceeds"):
-        task({"name": "glue_job_processing_script", "Details": {"script_name": "s", "script_loc": "model", "worker_type": worker, "number_of_workers": count}})
+        task(
+            {
+                "name": "glue_job_processing_script",
+                "Details": {
+                    "script_name": "s",
+                    "script_loc": "model",
+                    "worker_type": worker,
+                    "number_of_workers": count,
+                },
+            }
+        )
 
 
 @pytest.mark.parametrize(
     "raw,poke,timeout,delta",
     [
-        ({"poke_interval": "60 * 5", "timeout": None, "execution_delta": "timedelta(hours=0, minutes=0)"}, 300, 60, timedelta(0)),
-        ({"poke_interval": 30, "timeout": "3600", "execution_delta": "timedelta(hours=1)"}, 30, 3600, timedelta(hours=1)),
+        (
+            {"poke_interval": "60 * 5", "timeout": None, "execution_delta": "timedelta(hours=0, minutes=0)"},
+            300,
+            60,
+            timedelta(0),
+        ),
+        (
+            {"poke_interval": 30, "timeout": "3600", "execution_delta": "timedelta(hours=1)"},
+            30,
+            3600,
+            timedelta(hours=1),
+        ),
         ({"poke_interval": "2 * 60 + 30", "execution_delta": "datetime.timedelta(days=1)"}, 150, 60, timedelta(days=1)),
         ({"execution_delta": "timedelta(minutes=90)"}, 60, 60, timedelta(minutes=90)),
         ({"execution_delta": "3600"}, 60, 60, timedelta(hours=1)),
     ],
 )
 def test_external_wait_loose_values(raw, poke, timeout, delta) -> None:
-    step = task({"name": "wait", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "max_conviva_DQ", **raw}})
+    step = task(
+        {
+            "name": "wait",
+            "type": "ExternalTaskSensor",
+            "external_dag_details": {"external_dag_id": "max_conviva_DQ", **raw},
+        }
+    )
     assert isinstance(step, ExternalWaitStep)
     d = step.external_dag_details
     assert (d.poke_interval, d.timeout, d.execution_delta) == (poke, timeout, delta)
@@ -178,45 +222,97 @@ def test_external_wait_loose_values(raw, poke, timeout, delta) -> None:
 
 @pytest.mark.parametrize(
     "states,expected",
-    [("success,failed", ["success", "failed"]), ("success, running ,failed", ["success", "running", "failed"]), (["failed"], ["failed"]), ("", ["success"]), (None, ["success"])],
+    [
+        ("success,failed", ["success", "failed"]),
+        ("success, running ,failed", ["success", "running", "failed"]),
+        (["failed"], ["failed"]),
+        ("", ["success"]),
+        (None, ["success"]),
+    ],
 )
 def test_allowed_states(states, expected) -> None:
-    step = task({"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d", "allowed_states": states}})
+    step = task(
+        {
+            "name": "w",
+            "type": "ExternalTaskSensor",
+            "external_dag_details": {"external_dag_id": "d", "allowed_states": states},
+        }
+    )
     assert step.external_dag_details.allowed_states == expected
 
 
 @pytest.mark.parametrize("task_id", ["None", None, "", "null"])
 def test_external_task_id_none_means_whole_pipeline(task_id) -> None:
-    step = task({"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d", "external_task_id": task_id}})
+    step = task(
+        {
+            "name": "w",
+            "type": "ExternalTaskSensor",
+            "external_dag_details": {"external_dag_id": "d", "external_task_id": task_id},
+        }
+    )
     assert step.external_dag_details.external_task_id is None
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "Poke"])
 def test_modes(mode: str) -> None:
-    step = task({"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d", "mode": mode}})
+    step = task(
+        {"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d", "mode": mode}}
+    )
     assert step.external_dag_details.mode == mode.lower()
 
 
-@pytest.mark.parametrize("text", ["__import__('os').system('x')", "open('/etc/passwd').read()", "lambda: 1", "[1] * 10", "2 ** 8", "x", "True"])
+@pytest.mark.parametrize(
+    "text",
+    ["__import__('os').system('x')", "open('/etc/passwd').read()", "lambda: 1", "[1] * 10", "2 ** 8", "x", "True"],
+)
 def test_python_looking_values_are_refused(text: str) -> None:
     with pytest.raises(ValidationError):
-        task({"name": "w", "type": "ExternalTaskSensor", "external_dag_details": {"external_dag_id": "d", "poke_interval": text}})
+        task(
+            {
+                "name": "w",
+                "type": "ExternalTaskSensor",
+                "external_dag_details": {"external_dag_id": "d", "poke_interval": text},
+            }
+        )
 
 
 def test_python_script_step() -> None:
-    step = task({"name": "python_script_workspace_test_table", "model_type": "glue", "script_loc": "model", "script_name": "data_validation_v1", "param_file_name": "data_validations"})
+    step = task(
+        {
+            "name": "python_script_workspace_test_table",
+            "model_type": "glue",
+            "script_loc": "model",
+            "script_name": "data_validation_v1",
+            "param_file_name": "data_validations",
+        }
+    )
     assert isinstance(step, PythonScriptStep)
-    assert (step.model_type, step.script_loc, step.script_name, step.param_file_name) == ("glue", "model", "data_validation_v1", "data_validations")
+    assert (step.model_type, step.script_loc, step.script_name, step.param_file_name) == (
+        "glue",
+        "model",
+        "data_validation_v1",
+        "data_validations",
+    )
 
 
 def test_upstream_forms() -> None:
-    c = config(tasks=[
-        {"name": "ecr_container_creation"},
-        {"name": "sagemaker_notebook_job_processing_script", "upstream_task_name": "ecr_container_creation"},
-        {"name": "python_script_a", "script_name": "a", "upstream_task_name": ["ecr_container_creation", "sagemaker_notebook_job_processing_script"]},
-        {"name": "python_script_b", "script_name": "b", "upstream_task_name": "ecr_container_creation, python_script_a"},
-        {"name": "python_script_c", "script_name": "c", "upstream_task_name": ""},
-    ])
+    c = config(
+        tasks=[
+            {"name": "ecr_container_creation"},
+            {"name": "sagemaker_notebook_job_processing_script", "upstream_task_name": "ecr_container_creation"},
+            {
+                "name": "python_script_a",
+                "script_name": "a",
+                "upstream_task_name": ["ecr_container_creation", "sagemaker_notebook_job_processing_script"],
+            },
+            {
+                "name": "python_script_b",
+                "script_name": "b",
+                "upstream_task_name": "ecr_container_creation, python_script_a",
+            },
+            {"name": "python_script_c", "script_name": "c", "upstream_task_name": ""},
+        ]
+    )
     assert [t.upstream_task_name for t in c.tasks] == [
         [],
         ["ecr_container_creation"],

@@ -68,7 +68,11 @@ def test_airflow_readme_templates_dict():
     }
     context = template_context(WINDOW, "BETA", {})
     assert render_templates_dict(templates, context, step="write_to_snowflake") == {
-        "dt": "2024-02-01", "yr": "2024", "mo": "02", "dy": "01", "env": "BETA",
+        "dt": "2024-02-01",
+        "yr": "2024",
+        "mo": "02",
+        "dy": "01",
+        "env": "BETA",
     }
 
 
@@ -184,7 +188,7 @@ def test_syntax_error_text():
     assert template_syntax_error("{{ macros.ds_add(ds,1) }}") is None
     assert template_syntax_error("plain text") is None
     assert template_syntax_error("{{ ds }") == "line 1: unexpected '}'"
-    assert template_syntax_error("a\n{% if x %}") .startswith("line 2: Unexpected end of template")
+    assert template_syntax_error("a\n{% if x %}").startswith("line 2: Unexpected end of template")
     with pytest.raises(TemplateRenderError, match="template syntax error on line 1"):
         r("{{ ds }")
 

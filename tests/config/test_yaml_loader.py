@@ -27,13 +27,7 @@ def test_positions_of_keys_values_and_items(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "c.yml",
-        "a: 1\n"
-        "b:\n"
-        "  c: x\n"
-        "  list:\n"
-        "    - one\n"
-        "    - name: two\n"
-        "      k: 3\n",
+        "a: 1\nb:\n  c: x\n  list:\n    - one\n    - name: two\n      k: 3\n",
     )
     doc = load_yaml(path, root=tmp_path)
     assert not doc.issues and not doc.fatal

@@ -199,7 +199,12 @@ def test_notebook_v1_forecast_is_the_moving_average_of_the_spark_features(runs: 
     assert [r["TITLE_ID"] for r in rows] == sorted(features)
     for r in rows:
         f = features[r["TITLE_ID"]]
-        assert (r["DT"], r["FORECAST_DATE"], r["MODEL_VERSION"], r["DAYS_OF_HISTORY"]) == (PARTITION, "2024-01-06", "v1", "1")
+        assert (r["DT"], r["FORECAST_DATE"], r["MODEL_VERSION"], r["DAYS_OF_HISTORY"]) == (
+            PARTITION,
+            "2024-01-06",
+            "v1",
+            "1",
+        )
         assert float(r["PREDICTED_VIEWS"]) == f["views"]  # one day of history: the mean is the day itself
         assert float(r["PREDICTED_MINUTES"]) == pytest.approx(f["total_minutes"])
 
@@ -219,7 +224,9 @@ def test_notebook_v2_forecast_uses_its_own_parameter_file(runs: Runs) -> None:
     assert [r["TITLE_ID"] for r in rows] == sorted(features)
     for r in rows:
         f = features[r["TITLE_ID"]]
-        factor = max(0.0, 1.0 + 0.3 * (f["avg_minutes"] / overall - 1.0))  # engagement_weight from ContentForecast_V2.json
+        factor = max(
+            0.0, 1.0 + 0.3 * (f["avg_minutes"] / overall - 1.0)
+        )  # engagement_weight from ContentForecast_V2.json
         assert r["MODEL_VERSION"] == "v2"
         assert float(r["PREDICTED_VIEWS"]) == pytest.approx(f["views"] * factor, abs=0.006)
 
@@ -305,8 +312,11 @@ def test_failing_script_fails_the_run_naming_the_step_with_the_stderr_tail(tmp_p
     key = AssetKey([TINY_ID, "python_script_echo"])
     with instance_for_test() as instance:
         result = materialize(
-            [defs.get_assets_def(key)], partition_key="2024-01-03", resources=defs.resources,
-            instance=instance, raise_on_error=False,
+            [defs.get_assets_def(key)],
+            partition_key="2024-01-03",
+            resources=defs.resources,
+            instance=instance,
+            raise_on_error=False,
         )
         assert not result.success
         (event,) = result.get_step_failure_events()

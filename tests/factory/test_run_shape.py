@@ -114,8 +114,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _materialize(env: dict[str, str], selection: str) -> subprocess.CompletedProcess:
-    command = [DAGSTER, "asset", "materialize", "-m", "ml_pipelines.definitions", "--select", selection,
-               "--partition", PARTITION]
+    command = [
+        DAGSTER,
+        "asset",
+        "materialize",
+        "-m",
+        "ml_pipelines.definitions",
+        "--select",
+        selection,
+        "--partition",
+        PARTITION,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 

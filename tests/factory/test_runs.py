@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 
-import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRun, build_schedule_context, materialize
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
@@ -28,7 +26,11 @@ def _tick(defs, instance, when=TICK):
 def _materialize(defs, instance, partition: str, *, raise_on_error: bool = True):
     assets_def = defs.get_assets_def(KEY)
     return materialize(
-        [assets_def], partition_key=partition, instance=instance, resources=defs.resources, raise_on_error=raise_on_error
+        [assets_def],
+        partition_key=partition,
+        instance=instance,
+        resources=defs.resources,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -52,7 +54,11 @@ def test_catchup_requests_missed_partitions_and_skips_done_or_tried_ones(tmp_pat
 
     # a run that was tried (e.g. failed) for 01-02 is not requested again by the schedule
     instance.add_run(
-        DagsterRun(job_name="__ASSET_JOB", run_id="tried-0102", tags={PIPELINE_TAG: PIPELINE_ID, "dagster/partition": "2024-01-02"})
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id="tried-0102",
+            tags={PIPELINE_TAG: PIPELINE_ID, "dagster/partition": "2024-01-02"},
+        )
     )
     assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-03", "2024-01-04"]
 

@@ -21,7 +21,9 @@ from .fixtures.helpers import MODEL_DIR, failure_text, run_identity, run_step, s
 log = logging.getLogger(__name__)
 
 
-def image_plan(kernel: str = "python3", requirements: Path | None = MODEL_DIR / "requirements.txt") -> ContainerImagePlan:
+def image_plan(
+    kernel: str = "python3", requirements: Path | None = MODEL_DIR / "requirements.txt"
+) -> ContainerImagePlan:
     return ContainerImagePlan(
         run=run_identity("ecr_container_creation"),
         kernel=kernel,
@@ -61,7 +63,9 @@ def test_build_then_reuse(tmp_path: Path, instance: DagsterInstance) -> None:
     start = time.perf_counter()
     env = ensure_python_env(tmp_path / "home", "python3", plan.requirements_file, log)
     reuse_s = time.perf_counter() - start
-    print(f"\nenv build {built['duration_s']}s, reuse via Dagster step {reused['duration_s']}s, direct reuse {reuse_s * 1000:.2f}ms")
+    print(
+        f"\nenv build {built['duration_s']}s, reuse via Dagster step {reused['duration_s']}s, direct reuse {reuse_s * 1000:.2f}ms"
+    )
     assert env.reused and reuse_s < 1.0
 
     # the env's Python has its own prefix but sees the product venv's packages

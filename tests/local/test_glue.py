@@ -9,10 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
-from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
-from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.local.glue import LocalGlue
-from ml_pipelines.local.storage import s3_to_local
+from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
+from ml_pipelines.local.storage import LocalStorage, s3_to_local
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import StepOutcome
 
@@ -26,8 +25,12 @@ SALES_CSV = "id,region,amount\n1,north,5.0\n2,south,12.5\n3,north,40.0\n4,east,1
 @pytest.fixture()
 def backend(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> LocalGlue:
     # shared home: the step env (python3, no requirements) is built once per session
-    return LocalGlue(home=str(shared_home(tmp_path_factory)), storage=LocalStorage(root=str(tmp_path / "storage")), pipes=CapturingPipesSubprocessClient(),
-                     spark_master="local[1]")
+    return LocalGlue(
+        home=str(shared_home(tmp_path_factory)),
+        storage=LocalStorage(root=str(tmp_path / "storage")),
+        pipes=CapturingPipesSubprocessClient(),
+        spark_master="local[1]",
+    )
 
 
 def glue_plan(script: str, arguments: dict[str, str], jars: tuple[Path, ...] = ()) -> GluePlan:
@@ -58,7 +61,9 @@ def run_glue(backend: LocalGlue, plan: GluePlan, instance: DagsterInstance) -> E
     return run_step(backend, call, instance)
 
 
-def test_glue_script_reads_csv_and_writes_parquet(backend: LocalGlue, instance: DagsterInstance, tmp_path: Path) -> None:
+def test_glue_script_reads_csv_and_writes_parquet(
+    backend: LocalGlue, instance: DagsterInstance, tmp_path: Path
+) -> None:
     storage = tmp_path / "storage"
     csv = s3_to_local("s3://data-bkt/in/sales/2024-01-01.csv", storage)
     csv.parent.mkdir(parents=True)
@@ -97,8 +102,12 @@ def test_glue_script_reads_csv_and_writes_parquet(backend: LocalGlue, instance: 
     )
     assert meta["duration_s"] > 0
     # script, lib and jars are where the job would find them on S3
-    for uri in (BASE_URI + "input/sales_etl.py", BASE_URI + "lib/glue_helpers.py", BASE_URI + "lib/rates.py",
-                BASE_URI + "jar/empty-udfs.jar"):
+    for uri in (
+        BASE_URI + "input/sales_etl.py",
+        BASE_URI + "lib/glue_helpers.py",
+        BASE_URI + "lib/rates.py",
+        BASE_URI + "jar/empty-udfs.jar",
+    ):
         assert uri in meta["uploaded"] and s3_to_local(uri, storage).is_file()
     # the script's stdout and the Glue logger reach the Dagster log
     logs = "\n".join(log_messages(instance, result))
@@ -116,7 +125,9 @@ def test_unsupported_glue_call_fails_with_clear_message(backend: LocalGlue, inst
     assert "Glue job demo_glue-catalog_read (catalog_read.py) failed with exit code 1" in text
     assert "Traceback (most recent call last)" in text
     assert "catalog_read.py" in text  # the failing line of the script
-    assert "UnsupportedInLocalAttribute: GlueContext.create_dynamic_frame.from_catalog is not supported in LOCAL" in text
+    assert (
+        "UnsupportedInLocalAttribute: GlueContext.create_dynamic_frame.from_catalog is not supported in LOCAL" in text
+    )
     assert "implements only this subset" in text
 
 

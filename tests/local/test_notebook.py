@@ -13,9 +13,9 @@ import nbformat
 import pytest
 from dagster import DagsterInstance
 
-from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.local.notebook import LocalNotebooks
+from ml_pipelines.local.storage import LocalStorage
 from ml_pipelines.plan.model import ContainerImagePlan, NotebookPlan
 
 from .fixtures.helpers import MODEL_DIR, failure_text, log_messages, run_identity, run_step, shared_home, step_metadata
@@ -35,8 +35,13 @@ def home(tmp_path_factory: Any) -> Path:
 def notebook_plan(name: str, parameters: dict[str, Any]) -> NotebookPlan:
     run = run_identity(f"sagemaker_notebook_job_processing_script_{name}")
     image = ContainerImagePlan(
-        run=run, kernel="python3", model_dir=MODEL_DIR, requirements_file=MODEL_DIR / "requirements.txt",
-        dockerfile=None, content_hash="plan-hash", image_name="demo_model_daily-python3",
+        run=run,
+        kernel="python3",
+        model_dir=MODEL_DIR,
+        requirements_file=MODEL_DIR / "requirements.txt",
+        dockerfile=None,
+        content_hash="plan-hash",
+        image_name="demo_model_daily-python3",
     )
     return NotebookPlan(
         run=run,

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
-from ml_pipelines.local.python_script import CapturingPipesSubprocessClient
 from ml_pipelines.local.envs import ensure_python_env
-from ml_pipelines.local.python_script import LocalPythonScripts
+from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, LocalPythonScripts
 from ml_pipelines.plan.model import PythonScriptPlan
 
 from .fixtures.helpers import PY_MODELS, failure_text, log_messages, run_identity, run_step, shared_home, step_metadata
@@ -38,7 +37,11 @@ def script_plan(name: str, arguments: dict[str, str], lib: bool = False) -> Pyth
 
 def test_plain_script_arguments_lib_and_stdout(home: Path, instance: DagsterInstance) -> None:
     plan = script_plan("echo_args", {"name": "ada", "count": "3"}, lib=True)
-    result = run_step(LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()), lambda b, ctx: b.run(ctx, plan), instance)
+    result = run_step(
+        LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()),
+        lambda b, ctx: b.run(ctx, plan),
+        instance,
+    )
     assert result.success, failure_text(result)
 
     messages = log_messages(instance, result)
@@ -55,7 +58,11 @@ def test_plain_script_arguments_lib_and_stdout(home: Path, instance: DagsterInst
 
 def test_pipes_script_reports_logs_and_metadata(home: Path, instance: DagsterInstance) -> None:
     plan = script_plan("pipes_report", {"day": "2024-01-01"})
-    result = run_step(LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()), lambda b, ctx: b.run(ctx, plan), instance)
+    result = run_step(
+        LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()),
+        lambda b, ctx: b.run(ctx, plan),
+        instance,
+    )
     assert result.success, failure_text(result)
     messages = log_messages(instance, result)
     assert any("pipes says hi, args=['--day', '2024-01-01']" in m for m in messages)
@@ -66,7 +73,11 @@ def test_pipes_script_reports_logs_and_metadata(home: Path, instance: DagsterIns
 
 def test_failing_script(home: Path, instance: DagsterInstance) -> None:
     plan = script_plan("fails", {})
-    result = run_step(LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()), lambda b, ctx: b.run(ctx, plan), instance)
+    result = run_step(
+        LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()),
+        lambda b, ctx: b.run(ctx, plan),
+        instance,
+    )
     assert not result.success
     text = failure_text(result)
     assert "exited with code 3" in text
@@ -77,7 +88,11 @@ def test_failing_script(home: Path, instance: DagsterInstance) -> None:
 
 def test_raising_script_shows_its_own_traceback(home: Path, instance: DagsterInstance) -> None:
     plan = script_plan("raises", {})
-    result = run_step(LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()), lambda b, ctx: b.run(ctx, plan), instance)
+    result = run_step(
+        LocalPythonScripts(home=str(home), pipes=CapturingPipesSubprocessClient()),
+        lambda b, ctx: b.run(ctx, plan),
+        instance,
+    )
     assert not result.success
     text = failure_text(result)
     assert "exited with code 1" in text

@@ -9,9 +9,8 @@ import pytest
 import sqlglot
 from dagster import AssetExecutionContext, DagsterInstance, ExecuteInProcessResult
 
-from ml_pipelines.local.storage import LocalStorage
-from ml_pipelines.local.storage import s3_to_local
 from ml_pipelines.local.snowflake_sql import translate_copy, written_tables
+from ml_pipelines.local.storage import LocalStorage, s3_to_local
 from ml_pipelines.local.warehouse import LocalWarehouse, split_sql
 from ml_pipelines.plan.model import SqlPlan, SqlStatementFile
 from ml_pipelines.steps import StepOutcome
@@ -35,7 +34,9 @@ def backend(tmp_path: Path) -> LocalWarehouse:
     for rel, text in files.items():
         (stage_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         (stage_dir / rel).write_text(text)
-    return LocalWarehouse(home=str(tmp_path / "home"), storage=LocalStorage(root=str(storage)), stages={"model_stage": STAGE_URI})
+    return LocalWarehouse(
+        home=str(tmp_path / "home"), storage=LocalStorage(root=str(storage)), stages={"model_stage": STAGE_URI}
+    )
 
 
 def sql_plan(*names: str) -> SqlPlan:
@@ -129,7 +130,9 @@ def test_copy_translation_follows_snowflake_stage_paths(tmp_path: Path) -> None:
     assert files("COPY INTO t FROM @st FILES=('other.csv')") is None  # fakesnow handles FILES itself
     assert files("COPY INTO t FROM @unknown_stage/out/") is None
     sql, _ = translate_copy(
-        sqlglot.parse_one("COPY INTO t (a) FROM (SELECT $1 FROM @st/out/sales/deep) FILE_FORMAT=(TYPE=CSV)", read="snowflake"),
+        sqlglot.parse_one(
+            "COPY INTO t (a) FROM (SELECT $1 FROM @st/out/sales/deep) FILE_FORMAT=(TYPE=CSV)", read="snowflake"
+        ),
         stages,
     ) or ("", [])
     assert sql == "COPY INTO t (a) FROM (SELECT $1 FROM @st) FILE_FORMAT = (TYPE=CSV) FILES = ('out/sales/deep/b.csv')"

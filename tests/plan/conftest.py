@@ -185,12 +185,24 @@ def build_project(root: Path, prod_bucket: str = "prod-bucket") -> Path:
     write(demo / "requirements.txt", "pandas\n")
     write(demo / "lib" / "util.py", "X = 1\n")
     write(demo / "python_scripts" / "validate.py", "print('validate')\n")
-    write(demo / "pipeline" / "load.sql", "insert into t_{{ params.dt | replace('-', '') }} select '{{ dt }}', '{{ yr }}', '{{ ds }}';\n")
+    write(
+        demo / "pipeline" / "load.sql",
+        "insert into t_{{ params.dt | replace('-', '') }} select '{{ dt }}', '{{ yr }}', '{{ ds }}';\n",
+    )
     write(demo / "pipeline" / "merge.sql", "merge into t using s on t.d = '{{ macros.ds_add(ds, -1) }}';\n")
     gmodel = root / "Glue_Models" / "gmodel"
     write(gmodel / "etl.py", "print('etl')\n")
-    write(gmodel / "parameters.json", json.dumps({"COMMON": {"table": "events"}, "DEV": {"out": "s3://dev-data/out/"},
-                                                  "BETA": {"out": "s3://b/out/"}, "PROD": {"out": "s3://p/out/"}}))
+    write(
+        gmodel / "parameters.json",
+        json.dumps(
+            {
+                "COMMON": {"table": "events"},
+                "DEV": {"out": "s3://dev-data/out/"},
+                "BETA": {"out": "s3://b/out/"},
+                "PROD": {"out": "s3://p/out/"},
+            }
+        ),
+    )
     write(gmodel / "lib" / "helpers.py", "Y = 2\n")
     write(gmodel / "jars" / "dep.jar", "jar-bytes")
     common = root / "Glue_Models" / "common"
@@ -198,7 +210,9 @@ def build_project(root: Path, prod_bucket: str = "prod-bucket") -> Path:
     write(common / "shared" / "parameters.json", json.dumps({"COMMON": {"mode": "full"}}))
     write(common / "shared" / "extra.py", "Z = 3\n")
     write(root / "Py_Models" / "check.py", "print('check')\n")
-    write(root / "Py_Models" / "check" / "parameters.json", json.dumps({"COMMON": {"threshold": 0.5, "cols": ["a", "b"]}}))
+    write(
+        root / "Py_Models" / "check" / "parameters.json", json.dumps({"COMMON": {"threshold": 0.5, "cols": ["a", "b"]}})
+    )
     write(root / "containers" / "python3" / "Dockerfile", "FROM python:3.11-slim\n")
     return root
 

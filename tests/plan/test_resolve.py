@@ -3,11 +3,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 
+from ml_pipelines.cli_plan import plan_as_dict
 from ml_pipelines.config.parameters import ParameterFileError
 from ml_pipelines.config.schema import BucketConfig
 from ml_pipelines.config.templates import TemplateRenderError
 from ml_pipelines.config.variables import Variables, load_variables
-from ml_pipelines.cli_plan import plan_as_dict
 from ml_pipelines.plan import PlanError, image_plan, is_noop_step, plan_step, step_code_version, window_for
 from ml_pipelines.plan.model import (
     ContainerImagePlan,
@@ -31,8 +31,14 @@ def plan(project, step, env, *, pipeline_id=PIPELINE_ID, window=WINDOW, variable
     paths = project.paths
     variables = variables if variables is not None else load_variables(paths.model_configs, env, environ={})
     return plan_step(
-        project.pipeline(pipeline_id), step, env, window,
-        paths=paths, variables=variables, storage_root=storage_root, now=now,
+        project.pipeline(pipeline_id),
+        step,
+        env,
+        window,
+        paths=paths,
+        variables=variables,
+        storage_root=storage_root,
+        now=now,
     )
 
 
@@ -87,13 +93,20 @@ def test_notebook_cloud_envs(project_root, load, env, bucket):
 def test_blank_prod_bucket_is_a_plan_error(tmp_path, load):
     root = build_project(tmp_path / "p", prod_bucket="")
     project = load(root, "DEV")  # valid for DEV; PROD would be rejected at load time
-    with pytest.raises(PlanError, match=r"step sagemaker_notebook_job_processing_script of ds_demo_daily: BucketIOConfig.PROD.model_bucket is blank"):
+    with pytest.raises(
+        PlanError,
+        match=r"step sagemaker_notebook_job_processing_script of ds_demo_daily: BucketIOConfig.PROD.model_bucket is blank",
+    ):
         plan(project, NOTEBOOK, "PROD")
     assert plan(project, NOTEBOOK, "DEV").input_uri.startswith("s3://dev-bucket/")
 
 
 def test_model_bucket_rules():
-    buckets = {"LOCAL": BucketConfig(model_bucket="loc"), "DEV": BucketConfig(model_bucket="dev"), "PROD": BucketConfig(model_bucket=" ")}
+    buckets = {
+        "LOCAL": BucketConfig(model_bucket="loc"),
+        "DEV": BucketConfig(model_bucket="dev"),
+        "PROD": BucketConfig(model_bucket=" "),
+    }
     assert model_bucket(buckets, "LOCAL", where="s") == "loc"
     assert model_bucket({"DEV": BucketConfig(model_bucket="dev")}, "LOCAL", where="s") == "dev"
     assert model_bucket({"DEV": BucketConfig(model_bucket="")}, "LOCAL", where="s") == LOCAL_DEFAULT_BUCKET
@@ -106,7 +119,13 @@ def test_model_bucket_rules():
 
 def test_notebook_without_image_step_local_section_and_default_bucket(project_root, load, tmp_path):
     project = load(project_root, "LOCAL")
-    p = plan(project, "sagemaker_notebook_job_processing_script_v2", "LOCAL", pipeline_id="ds_noimage_run", storage_root=tmp_path)
+    p = plan(
+        project,
+        "sagemaker_notebook_job_processing_script_v2",
+        "LOCAL",
+        pipeline_id="ds_noimage_run",
+        storage_root=tmp_path,
+    )
     assert p.input_uri == f"s3://{LOCAL_DEFAULT_BUCKET}/sagemaker-models-local/demo/Forecast/input/"
     assert p.parameter_file.name == "local_params.json"
     assert p.parameters == {"x": 1, "where": "/tmp/x", "ENV": "LOCAL"}  # LOCAL section, as written
@@ -154,7 +173,11 @@ def test_glue_model_script(project_root, load):
     assert (p.worker_type, p.number_of_workers) == ("G.2X", 10)
     base = "s3://dev-bucket/glue-models-dev/gmodel/etl/"
     assert (p.base_uri, p.input_uri, p.lib_uri, p.jar_uri, p.temp_uri) == (
-        base, base + "input/", base + "lib/", base + "jar/", base + "temp/",
+        base,
+        base + "input/",
+        base + "lib/",
+        base + "jar/",
+        base + "temp/",
     )
     assert p.common_input_uris == {}
 
@@ -289,7 +312,9 @@ def test_window_before_start_date():
         window_for("@daily", date(2024, 1, 2), date(2024, 1, 1))
 
 
-@pytest.mark.parametrize("cron", ["0 0 * * *", "0 6 * * *", "0 0 * * 0", "0 0 1 * *", "15 4 * * 1-5", "0 0 1,15 * *", "0 */6 * * *"])
+@pytest.mark.parametrize(
+    "cron", ["0 0 * * *", "0 6 * * *", "0 0 * * 0", "0 0 1 * *", "15 4 * * 1-5", "0 0 1,15 * *", "0 */6 * * *"]
+)
 def test_windows_match_dagster_partitions(cron):
     from dagster import TimeWindowPartitionsDefinition
 

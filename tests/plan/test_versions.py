@@ -140,13 +140,16 @@ def test_config_changes(project_root, load):
     config = project_root / "model_configs" / "demo.yml"
     text = CONFIG % {"prod_bucket": "prod-bucket"}
     # rewiring lineage alone changes no version
-    rewrite(config, text.replace(
-        "upstream_task_name: [glue_job_processing_script, glue_job_processing_script_common]",
-        "upstream_task_name: [glue_job_processing_script]",
-    ))
+    rewrite(
+        config,
+        text.replace(
+            "upstream_task_name: [glue_job_processing_script, glue_job_processing_script_common]",
+            "upstream_task_name: [glue_job_processing_script]",
+        ),
+    )
     assert changed(before, versions(load(project_root, "DEV"))) == set()
     # a step's own settings do
-    rewrite(config, text.replace("number_of_workers: \"10\"", "number_of_workers: \"12\""))
+    rewrite(config, text.replace('number_of_workers: "10"', 'number_of_workers: "12"'))
     assert changed(before, versions(load(project_root, "DEV"))) == {"glue_job_processing_script"}
     rewrite(config, text.replace("schema: ANALYTICS", "schema: STAGING"))
     assert changed(before, versions(load(project_root, "DEV"))) == {"write_to_snowflake"}

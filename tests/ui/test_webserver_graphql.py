@@ -62,8 +62,12 @@ def webserver(tmp_path_factory):
 
     proc = subprocess.Popen(
         [WEBSERVER, "-m", "ml_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=_reset_signals, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_reset_signals,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,10 +103,14 @@ def test_graphql_shows_connected_pipelines_with_schedules(webserver):
         f"{forecast}/external_task_dag_status",
     }
     sql = nodes[f"{forecast}/write_to_snowflake"]
-    assert {"/".join(d["path"]) for d in sql["dependencyKeys"]} == {f"{forecast}/sagemaker_notebook_job_processing_script"}
+    assert {"/".join(d["path"]) for d in sql["dependencyKeys"]} == {
+        f"{forecast}/sagemaker_notebook_job_processing_script"
+    }
     wait = nodes[f"{forecast}/external_task_dag_status"]
     assert not wait["isMaterializable"]
-    assert "max_ds_ViewershipFeatures/glue_job_processing_script" in {"/".join(d["path"]) for d in wait["dependencyKeys"]}
+    assert "max_ds_ViewershipFeatures/glue_job_processing_script" in {
+        "/".join(d["path"]) for d in wait["dependencyKeys"]
+    }
 
     (repo,) = data["repositoriesOrError"]["nodes"]
     schedules = {s["name"]: s for s in repo["schedules"]}

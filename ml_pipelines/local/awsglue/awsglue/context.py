@@ -11,8 +11,13 @@ from .dynamicframe import DynamicFrame
 
 _FORMATS = ("csv", "json", "parquet")
 # Glue format_options -> Spark reader/writer options
-_CSV_READ = {"withHeader": "header", "separator": "sep", "quoteChar": "quote", "escaper": "escape",
-             "multiLine": "multiLine"}
+_CSV_READ = {
+    "withHeader": "header",
+    "separator": "sep",
+    "quoteChar": "quote",
+    "escaper": "escape",
+    "multiLine": "multiLine",
+}
 _CSV_WRITE = {"writeHeader": "header", "separator": "sep", "quoteChar": "quote", "escaper": "escape"}
 _JSON_READ = {"multiLine": "multiLine"}
 _PARQUET_WRITE = {"compression": "compression"}
@@ -77,7 +82,9 @@ class _DynamicFrameReader:
         if connection_type != "s3":
             raise unsupported(f"{call}(connection_type={connection_type!r})")
         if push_down_predicate or kwargs:
-            raise unsupported(f"{call}({', '.join(['push_down_predicate'] * bool(push_down_predicate) + list(kwargs))}=...)")
+            raise unsupported(
+                f"{call}({', '.join(['push_down_predicate'] * bool(push_down_predicate) + list(kwargs))}=...)"
+            )
         fmt = _check_format(call, format)
         conn = dict(connection_options or {})
         paths = conn.pop("paths", None)

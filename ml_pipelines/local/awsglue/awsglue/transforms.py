@@ -7,10 +7,29 @@ from typing import Any, NoReturn
 from . import unsupported, unsupported_module_attribute
 
 __all__ = [
-    "ApplyMapping", "Coalesce", "DropFields", "DropNullFields", "ErrorsAsDynamicFrame", "Filter",
-    "FlatMap", "GlueTransform", "Join", "Map", "MapToCollection", "Relationalize", "RenameField",
-    "Repartition", "ResolveChoice", "SelectFields", "SelectFromCollection", "Spigot", "SplitFields",
-    "SplitRows", "Union", "Unbox", "UnnestFrame",
+    "ApplyMapping",
+    "Coalesce",
+    "DropFields",
+    "DropNullFields",
+    "ErrorsAsDynamicFrame",
+    "Filter",
+    "FlatMap",
+    "GlueTransform",
+    "Join",
+    "Map",
+    "MapToCollection",
+    "Relationalize",
+    "RenameField",
+    "Repartition",
+    "ResolveChoice",
+    "SelectFields",
+    "SelectFromCollection",
+    "Spigot",
+    "SplitFields",
+    "SplitRows",
+    "Union",
+    "Unbox",
+    "UnnestFrame",
 ]
 
 

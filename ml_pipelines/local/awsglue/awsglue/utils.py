@@ -10,8 +10,16 @@ from . import unsupported_module_attribute
 
 _BOOKMARK_CHOICES = ("job-bookmark-enable", "job-bookmark-pause", "job-bookmark-disable")
 # Arguments Glue itself may pass: optional, and a script may not ask for them.
-_RESERVED = ("job-bookmark-option", "job-bookmark-from", "job-bookmark-to", "continuation-option",
-             "encryption-type", "JOB_ID", "JOB_RUN_ID", "SECURITY_CONFIGURATION")
+_RESERVED = (
+    "job-bookmark-option",
+    "job-bookmark-from",
+    "job-bookmark-to",
+    "continuation-option",
+    "encryption-type",
+    "JOB_ID",
+    "JOB_RUN_ID",
+    "SECURITY_CONFIGURATION",
+)
 _TEMP_DIRS = ("TempDir", "RedshiftTempDir")
 
 
@@ -30,8 +38,9 @@ def getResolvedOptions(args: Sequence[str], options: Sequence[str]) -> dict[str,
     for name in _RESERVED:
         if name in options:
             raise RuntimeError(f"Using reserved arguments --{name}")
-        parser.add_argument(f"--{name}", required=False,
-                            choices=_BOOKMARK_CHOICES if name == "job-bookmark-option" else None)
+        parser.add_argument(
+            f"--{name}", required=False, choices=_BOOKMARK_CHOICES if name == "job-bookmark-option" else None
+        )
     for name in _TEMP_DIRS:
         parser.add_argument(f"--{name}", required=False)
     for name in options:
