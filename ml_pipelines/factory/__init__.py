@@ -51,14 +51,14 @@ def build_definitions(
 
 def assets_and_schedules(project: Project, settings: Settings, sinks, assets: list, schedules: list) -> None:
     for pipeline in project.pipelines:
-        assets.extend(pipeline_definitions(pipeline, project.paths, settings, sinks, project.session))
+        assets.extend(pipeline_definitions(pipeline, settings, sinks, project.session))
         config = pipeline.config
         cron = cron_of(config.schedule_interval)
         if cron is None:
             continue
         partitions_def = pipeline_partitions(config)
         pid = config.pipeline_id
-        keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).resource_key is not None]
+        keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).runnable]
         # A partition is done when the pipeline's last time-partitioned steps have it.
         done_keys = [
             step_key(pid, t.name)

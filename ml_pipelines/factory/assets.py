@@ -29,7 +29,6 @@ from dagster import (
 )
 
 from ml_pipelines.config.loader import LoadedPipeline
-from ml_pipelines.config.paths import ProjectPaths
 from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
@@ -81,7 +80,6 @@ def _retry_policy(pipeline: LoadedPipeline) -> RetryPolicy | None:
 
 def pipeline_definitions(
     pipeline: LoadedPipeline,
-    paths: ProjectPaths,
     settings: Settings,
     pipeline_sinks: dict[str, list[AssetKey]],
     session: LoadSession | None = None,
@@ -97,7 +95,7 @@ def pipeline_definitions(
         name = step.name
         key = step_key(pid, name)
         deps = [AssetDep(step_key(pid, up)) for up in step.upstream_task_name]
-        if spec_of(step).resource_key is None:  # an external wait: lineage, recorded by sensors
+        if not spec_of(step).runnable:  # an external wait: lineage, recorded by sensors
             defs.append(external_wait_spec(pipeline, step, deps, partitions_def, owners, pipeline_sinks))
             continue
         step_partitions = partitions_def if is_time_partitioned(step) else None
@@ -114,7 +112,7 @@ def pipeline_definitions(
             owners=owners,
             kinds=set(spec_of(step).dagster_kinds),
             description=_description(pipeline, step, session),
-            code_version=step_code_version(pipeline, name, paths, session),
+            code_version=step_code_version(pipeline, name, settings.paths, session),
             metadata=metadata,
             partitions_def=step_partitions,
         )

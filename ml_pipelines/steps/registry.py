@@ -55,6 +55,11 @@ class StepKindSpec:
     def kind(self) -> StepKind:
         return self.model.kind
 
+    @property
+    def runnable(self) -> bool:
+        """False for a kind nothing runs for (an external wait is recorded by sensors)."""
+        return self.resource_key is not None
+
 
 REGISTRY: dict[StepKind, StepKindSpec] = {
     spec.kind: spec
