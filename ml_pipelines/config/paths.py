@@ -245,6 +245,12 @@ class _Lookup:
         self.problem(where, f"{what} {self.rel(candidate)} leads outside {self.rel(base)} (a symlink?)", pipeline_level)
         return False
 
+    def model_folder_for(self, pipeline: PipelineConfig, model_type: str, needed_by: str) -> Path | None:
+        """The Glue model's folder for model_type glue, else the SageMaker model's."""
+        if model_type == "glue":
+            return self.model_folder(self.paths.glue_models, pipeline.glue_model_name, "glue_model_name", needed_by)
+        return self.model_folder(self.paths.sagemaker_models, pipeline.model_name, "model_name", needed_by)
+
     def model_folder(self, parent: Path, name: str | None, key: str, needed_by: str) -> Path | None:
         if name is None or not str(name).strip():
             self.problem(
@@ -419,13 +425,7 @@ def _notebook_files(look: _Lookup, pipeline: PipelineConfig, step: NotebookStep)
 
 
 def _sql_files(look: _Lookup, pipeline: PipelineConfig, step: SqlStep) -> StepFiles:
-    paths = look.paths
-    if step.model_type == "glue":
-        model_dir = look.model_folder(
-            paths.glue_models, pipeline.glue_model_name, "glue_model_name", "SQL, model_type glue"
-        )
-    else:
-        model_dir = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "SQL")
+    model_dir = look.model_folder_for(pipeline, step.model_type, f"SQL, model_type {step.model_type}")
     if model_dir is None:
         return StepFiles()
     pipeline_dir = look.fs.child(model_dir, "pipeline")
@@ -478,12 +478,7 @@ def _python_script_files(look: _Lookup, pipeline: PipelineConfig, step: PythonSc
         main = look.named_file(paths.py_models, script, ".py", ("script_name",), "common Python script")
         model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
     else:
-        if step.model_type == "glue":
-            folder = look.model_folder(
-                paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Python script, model_type glue"
-            )
-        else:
-            folder = look.model_folder(paths.sagemaker_models, pipeline.model_name, "model_name", "Python script")
+        folder = look.model_folder_for(pipeline, step.model_type, f"Python script, model_type {step.model_type}")
         if folder is None:
             return StepFiles()
         model_dir = folder

@@ -42,13 +42,21 @@ from ml_pipelines.steps import (
 RunCall = Callable[[Any, Any, Any], StepOutcome]  # (backend, context, plan) -> outcome
 
 
+def _run(backend: Any, context: Any, plan: Any) -> StepOutcome:
+    return backend.run(context, plan)
+
+
+def _build(backend: ContainerImageBackend, context: Any, plan: Any) -> StepOutcome:
+    return backend.build(context, plan)
+
+
 @dataclass(frozen=True)
 class StepKindSpec:
     model: type[StepBase]
     dagster_kinds: frozenset[str]  # shown on the asset in the UI
     resource_key: str | None = None  # None: nothing runs (an external wait is recorded by sensors)
     interface: type | None = None
-    run: RunCall | None = None
+    run: RunCall | None = _run
     time_partitioned: bool = True  # False: one unpartitioned asset, not one per date
 
     @property
@@ -64,44 +72,20 @@ class StepKindSpec:
 REGISTRY: dict[StepKind, StepKindSpec] = {
     spec.kind: spec
     for spec in (
+        # an image depends on its kernel, requirements and Dockerfile, not on a date
         StepKindSpec(
             ContainerImageStep,
             frozenset({"docker", "python"}),
             "container_images",
             ContainerImageBackend,
-            lambda backend, context, plan: backend.build(context, plan),
-            # an image depends on its kernel, requirements and Dockerfile, not on a date
+            _build,
             time_partitioned=False,
         ),
-        StepKindSpec(
-            NotebookStep,
-            frozenset({"sagemaker", "jupyter"}),
-            "notebooks",
-            NotebookBackend,
-            lambda backend, context, plan: backend.run(context, plan),
-        ),
-        StepKindSpec(
-            GlueStep,
-            frozenset({"spark", "aws"}),
-            "glue",
-            GlueBackend,
-            lambda backend, context, plan: backend.run(context, plan),
-        ),
-        StepKindSpec(
-            PythonScriptStep,
-            frozenset({"python"}),
-            "python_scripts",
-            PythonScriptBackend,
-            lambda backend, context, plan: backend.run(context, plan),
-        ),
-        StepKindSpec(
-            SqlStep,
-            frozenset({"snowflake", "sql"}),
-            "warehouse",
-            SqlBackend,
-            lambda backend, context, plan: backend.run(context, plan),
-        ),
-        StepKindSpec(ExternalWaitStep, frozenset({"sensor"})),
+        StepKindSpec(NotebookStep, frozenset({"sagemaker", "jupyter"}), "notebooks", NotebookBackend),
+        StepKindSpec(GlueStep, frozenset({"spark", "aws"}), "glue", GlueBackend),
+        StepKindSpec(PythonScriptStep, frozenset({"python"}), "python_scripts", PythonScriptBackend),
+        StepKindSpec(SqlStep, frozenset({"snowflake", "sql"}), "warehouse", SqlBackend),
+        StepKindSpec(ExternalWaitStep, frozenset({"sensor"}), run=None),
     )
 }
 
