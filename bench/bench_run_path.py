@@ -27,7 +27,7 @@ Medians over --repeat runs are printed.
 
 Usage: PYTHONPATH=. .venv/bin/python bench/bench_run_path.py [--path queued|in-process|both]
            [--repeat 3] [--pipeline max_ds_ViewershipFeatures] [--partition 2024-01-05]
-           [--dequeue-interval S] [--module ml_pipelines.definitions] [--keep]
+           [--dequeue-interval S] [--module ml_pipelines.definitions] [--after PIPELINE] [--keep]
 """
 
 from __future__ import annotations
@@ -81,13 +81,16 @@ def analyse(instance: Any, run_id: str, submitted: float) -> dict[str, Any]:
     """Wall, per-step durations, critical path and phase timestamps of a finished run."""
     first: dict[str, float] = {}
     steps: dict[str, list[float | None]] = {}
+    worker_starting: dict[str, float] = {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
             continue
         kind = event.event_type.name  # RUN_SUCCESS, not its legacy value PIPELINE_SUCCESS
         first.setdefault(kind, record.timestamp)
-        if kind == "STEP_START":
+        if kind == "STEP_WORKER_STARTING":
+            worker_starting.setdefault(record.step_key, record.timestamp)
+        elif kind == "STEP_START":
             steps.setdefault(record.step_key, [record.timestamp, None])
         elif kind == "STEP_SUCCESS":
             steps[record.step_key][1] = record.timestamp
@@ -113,6 +116,8 @@ def analyse(instance: Any, run_id: str, submitted: float) -> dict[str, Any]:
         "critical": critical,
         "overhead": wall - critical,
         "phases": _phases(first, submitted, min(starts, default=None), max(ends, default=None)),
+        # a step's own process: from the executor starting it to the step starting in it
+        "process_starts": [steps[k][0] - t for k, t in worker_starting.items() if k in steps],
     }
 
 
@@ -427,6 +432,26 @@ class InProcessPath:
         return analyse(self.instance, result.run_id, submitted)
 
 
+def _preparation(after: str | None, module: str, partition: str, storage: Path, stack: ExitStack, queued: Any):
+    """Before each run: an empty storage mirror, then `after` materialized (untimed) if given."""
+    upstream = None
+    if after:
+        from dagster import DagsterInstance
+
+        instance = queued.instance if queued else stack.enter_context(DagsterInstance.ephemeral())
+        upstream = InProcessPath(module, instance)
+        keys, partitioned = upstream.selection(after)
+        if not keys:
+            raise SystemExit(f"no materializable assets in group {after}")
+
+    def prepare() -> None:
+        shutil.rmtree(storage, ignore_errors=True)
+        if upstream is not None:
+            upstream.run(keys, partition if partitioned else None)
+
+    return prepare
+
+
 # ------------------------------------------------------------------------------ main
 
 
@@ -442,6 +467,11 @@ def main() -> None:
         type=int,
         default=None,
         help="QueuedRunCoordinator dequeue_interval_seconds (default: dagster.yaml's, else Dagster's 5)",
+    )
+    parser.add_argument(
+        "--after",
+        metavar="PIPELINE",
+        help="materialize this pipeline in process, untimed, before each run (one whose output --pipeline reads)",
     )
     parser.add_argument("--timeout", type=float, default=900, help="per run, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the tmp dir (logs, homes) and print its path")
@@ -504,15 +534,16 @@ def main() -> None:
                 )
                 runners["in-process"] = lambda: in_process.run(i_keys, i_partition)
 
+            prepare = _preparation(opts.after, opts.module, opts.partition, storage, stack, queued)
             for path, run in runners.items():  # warm-up: envs, first JVM / kernel starts, caches
-                shutil.rmtree(storage, ignore_errors=True)
+                prepare()
                 start = time.perf_counter()
                 run()
                 print(f"warm-up {path}: {time.perf_counter() - start:.1f}s", flush=True)
             for rep in range(opts.repeat):
                 order = paths if rep % 2 == 0 else paths[::-1]  # alternate who goes first
                 for path in order:
-                    shutil.rmtree(storage, ignore_errors=True)
+                    prepare()
                     r = runners[path]()
                     results[path].append(r)
                     print(
@@ -541,6 +572,12 @@ def report(results: dict[str, list[dict[str, Any]]], repeat: int) -> None:
         print(f"\n{path}: per step (STEP_START -> STEP_SUCCESS), medians")
         for step in runs[0]["steps"]:
             print(f"  {step:60} {median([r['steps'].get(step, float('nan')) for r in runs]):7.2f}")
+        starts = [s for r in runs for s in r["process_starts"]]
+        if starts:
+            print(
+                f"{path}: a step's process start (STEP_WORKER_STARTING -> STEP_START): median "
+                f"{median(starts):.2f}s, max {max(starts):.2f}s over {len(starts)} steps"
+            )
         print(f"{path}: timeline, medians")
         for phase in runs[0]["phases"]:
             print(f"  {phase:60} {median([r['phases'].get(phase, float('nan')) for r in runs]):7.2f}")
