@@ -27,7 +27,9 @@ def build_code_location():
     session = LoadSession(LoadStore.for_project(settings.home / "cache", settings.project_dir))
     project = load_project(settings.project_dir, env=settings.env, session=session)
     variables = load_variables(project.paths.model_configs, settings.env)
-    defs = build_definitions(project, settings, build_resources(settings, variables.stages), build_executor(settings))
+    defs = build_definitions(
+        project, settings, build_resources(settings, variables.stages), build_executor(settings, __name__)
+    )
     session.save()
     return defs
 

@@ -77,14 +77,14 @@ def settings_from_env(project_dir: str | Path | None = None, env: str | None = N
     )
 
 
-def build_executor(settings: Settings) -> ExecutorDefinition:
+def build_executor(settings: Settings, code_location_module: str) -> ExecutorDefinition:
     """Steps run in their own processes, at most `max_parallel_steps` at once. The processes
-    fork from a server that has already imported the code location, so a step does not
-    pay for loading every pipeline again."""
+    fork from a server that has already imported `code_location_module`, so a step does
+    not pay for loading every pipeline again."""
     from dagster import multiprocess_executor
 
     # Named explicitly: without the key Dagster preloads nothing but itself.
-    preload = {"preload_modules": ["ml_pipelines.definitions"]}
+    preload = {"preload_modules": [code_location_module]}
     return multiprocess_executor.configured(
         {"max_concurrent": settings.max_parallel_steps, "start_method": {"forkserver": preload}},
         name="ml_pipelines_steps",

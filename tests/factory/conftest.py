@@ -25,7 +25,7 @@ def build_defs(project_dir: Path, home: Path, *, strict: bool = False):
 
     settings = replace(settings, home=home, strict=strict)
     resources = build_resources(settings, variables.stages)
-    return build_definitions(project, settings, resources, build_executor(settings))
+    return build_definitions(project, settings, resources, build_executor(settings, "ml_pipelines.definitions"))
 
 
 @pytest.fixture
