@@ -33,6 +33,7 @@ Usage: PYTHONPATH=. .venv/bin/python bench/bench_run_path.py [--path queued|in-p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -185,22 +186,18 @@ class Processes:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-chars:]
 
     def close(self) -> None:
-        for _, proc in reversed(self.procs):  # the process group of each child started here
+        """SIGTERM each child's process group, wait up to 20 s, then SIGKILL what is left in
+        the group (a run worker, the proxied code server). A group already gone is fine."""
+        for _, proc in reversed(self.procs):
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 20
         for _, proc in reversed(self.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL below
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # anything left in the group (a run worker, the proxied code server)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             proc.wait()
 
 
