@@ -4,12 +4,14 @@
     ml-pipelines list
     ml-pipelines plan PIPELINE_ID [--date YYYY-MM-DD]
 
-The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir;
-the environment is --env, else $ML_PIPELINES_ENV, else LOCAL. The rest of the settings
-(e.g. LOCAL's storage root under $ML_PIPELINES_HOME) are a run's own
-(`environment.settings_from_env`), so `plan` prints what a run uses. The global options
-may also be given after the command. No command prints a traceback: a bug is reported as
-one `internal error` line (exit 2).
+The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir.
+`validate` checks every environment unless --env names one; `list` and `plan` use --env,
+else $ML_PIPELINES_ENV, else LOCAL. The rest of the settings (e.g. LOCAL's storage root
+under $ML_PIPELINES_HOME) are a run's own (`environment.settings_from_env`), so `plan`
+prints what a run uses. The global options may also be given after the command.
+
+A user's mistake is printed as `file:line: key.path: message` lines, exit 1. No command
+prints a traceback: a bug is reported as one `internal error` line (exit 2).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from ml_pipelines.config.schema import ENVIRONMENTS
 from ml_pipelines.environment import Settings, settings_from_env
 
 if TYPE_CHECKING:
+    from ml_pipelines.config.errors import ConfigError
     from ml_pipelines.config.loader import Project
+    from ml_pipelines.config.session import LoadSession
 
 ENV_VAR = "ML_PIPELINES_ENV"
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -79,33 +83,63 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _load(settings: Settings) -> Project:
+def _load(settings: Settings, env: str | None = None, session: LoadSession | None = None) -> Project:
     from ml_pipelines.config.loader import load_project
 
-    return load_project(settings.project_dir, env=settings.env)
+    return load_project(settings.project_dir, env=env or settings.env, session=session)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def validate_environments(
+    settings: Settings, envs: Sequence[str]
+) -> tuple[list[tuple[ConfigError, tuple[str, ...]]], dict]:
+    """Load the project once per environment (one shared session: the files are read once).
+
+    Returns each distinct error with the environments it occurs in (file and line order),
+    and the projects by environment."""
+    from ml_pipelines.config.session import LoadSession
+
+    session = LoadSession()
+    projects = {env: _load(settings, env, session) for env in envs}
+    found: dict[str, tuple[ConfigError, list[str]]] = {}
+    for env, project in projects.items():
+        for error in project.errors:
+            found.setdefault(str(error), (error, []))[1].append(env)
+    ordered = sorted(found.values(), key=lambda item: (item[0].display_path, item[0].line or 0))
+    return [(error, tuple(where)) for error, where in ordered], projects
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    project = _load(_settings(args))
-    for error in project.errors:
-        print(str(error), file=out)
-    n_files = len(project.config_files)
+    settings = _settings(args)
+    envs = [args.env] if args.env else list(ENVIRONMENTS)  # only --env narrows; $ML_PIPELINES_ENV does not
+    errors, projects = validate_environments(settings, envs)
+    for error, where in errors:
+        label = f"[{', '.join(where)}] " if len(where) < len(envs) else ""
+        print(label + str(error), file=out)
+    valid = set.intersection(*(set(p.pipeline_ids) for p in projects.values()))
+    first = next(iter(projects.values()))
+    n_files = len(first.config_files)
+    scope = f"env {envs[0]}" if len(envs) == 1 else f"envs {'/'.join(envs)}"
     summary = (
-        f"{_plural(len(project.pipelines), 'pipeline')} valid in {_plural(n_files, 'config file')} "
-        f"(env {project.env}, project {project.paths.root})"
+        f"{_plural(len(valid), 'pipeline')} valid in {_plural(n_files, 'config file')} "
+        f"({scope}, project {first.paths.root})"
     )
-    if project.errors:
-        print(
-            f"{_plural(len(project.errors), 'error')} in {_plural(len(project.broken) or 1, 'file')}; " + summary,
-            file=err,
-        )
+    if errors:
+        files = {error.display_path for error, _ in errors}
+        only_some = sum(1 for _, where in errors if len(where) < len(envs))
+        some = f" ({only_some} only in some environments)" if only_some and len(envs) > 1 else ""
+        print(f"{_plural(len(errors), 'error')}{some} in {_plural(len(files), 'file')}; " + summary, file=err)
         return EXIT_ERRORS
     print("OK: " + summary, file=err)
     return EXIT_OK
+
+
+def _print_errors(errors: Sequence[ConfigError], err: TextIO) -> None:
+    for error in errors:
+        print(str(error), file=err)
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -121,10 +155,9 @@ def cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not project.pipelines:
         print(f"no valid pipelines in {project.paths.model_configs}", file=err)
     if project.errors:
-        print(
-            f"{_plural(len(project.errors), 'config error')} hid some pipelines; run `ml-pipelines validate`",
-            file=err,
-        )
+        _print_errors(project.errors, err)
+        print(f"{_plural(len(project.errors), 'config error')} hid some pipelines (env {project.env})", file=err)
+        return EXIT_ERRORS
     return EXIT_OK
 
 
@@ -138,11 +171,18 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(args)
     project = _load(settings)
     if args.pipeline_id not in project.pipeline_ids:
+        source = project.invalid_pipeline_ids.get(args.pipeline_id)
+        if source is not None:
+            _print_errors(project.broken.get(source, []), err)
         print(f"ml-pipelines: {project.unknown_pipeline_message(args.pipeline_id)}", file=err)
         return EXIT_ERRORS
-    from ml_pipelines.cli_plan import plan_as_dict
+    from ml_pipelines.cli_plan import StepPlanError, plan_as_dict
 
-    plan = plan_as_dict(project, args.pipeline_id, settings.env, logical_date, storage_root=settings.storage_root)
+    try:
+        plan = plan_as_dict(project, args.pipeline_id, settings.env, logical_date, storage_root=settings.storage_root)
+    except StepPlanError as exc:  # the user's data (a template, a parameter file) for this date and env
+        print(str(exc.error), file=err)
+        return EXIT_ERRORS
     print(json.dumps(plan, indent=2, default=str), file=out)
     return EXIT_OK
 

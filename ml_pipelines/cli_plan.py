@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ml_pipelines.config.errors import ConfigError
 from ml_pipelines.config.schema import StepKind
 from ml_pipelines.config.variables import load_variables
 from ml_pipelines.plan.model import GluePlan, NotebookPlan
@@ -63,6 +64,22 @@ def _storage_of(plan: Any) -> dict[str, Any]:
     return {"input": None, "output": None}
 
 
+class StepPlanError(ValueError):
+    """A step cannot be planned for this env and date because of the user's data; `error`
+    locates it in the config."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+def _step_error(pipeline: LoadedPipeline, step_name: str, exc: ValueError, root: Path) -> ConfigError:
+    index = next(i for i, t in enumerate(pipeline.config.tasks) if t.name == step_name)
+    return ConfigError(
+        pipeline.source, pipeline.line, f"dags.{pipeline.family}.tasks[{index}]({step_name})", str(exc), root=root
+    )
+
+
 def _pipeline(project: Project, pipeline_id: str) -> LoadedPipeline:
     for pipeline in project.pipelines:
         if pipeline.config.pipeline_id == pipeline_id:
@@ -82,7 +99,7 @@ def plan_as_dict(
     storage_root: Path | None,
 ) -> dict[str, Any]:
     """JSON-able plan of a whole pipeline for `env` and `logical_date` (default: today, UTC),
-    in the order the steps run. `storage_root`: as a run gets it (`Settings.storage_root`).
+    in the order the steps run; StepPlanError when a step cannot be planned. `storage_root`: as a run gets it (`Settings.storage_root`).
     Each step: name, kind, asset_key, deps, code_version, parameters (resolved), templates
     (rendered), storage ({input, output...} URIs), and the fields of its plan (paths as
     text; `run` left out)."""
@@ -111,17 +128,21 @@ def plan_as_dict(
         resolver = Resolver(
             pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=midnight(day)
         )
-        plan = PLANNERS[step.kind](resolver)
-        if isinstance(plan, NotebookPlan):
-            parameters: dict[str, Any] = plan.parameters
-        elif step.kind in (StepKind.EXTERNAL_WAIT, StepKind.CONTAINER_IMAGE):
-            parameters = {}
-        else:
-            parameters = resolver.parameters
+        try:
+            plan = PLANNERS[step.kind](resolver)
+            if isinstance(plan, NotebookPlan):
+                parameters: dict[str, Any] = plan.parameters
+            elif step.kind in (StepKind.EXTERNAL_WAIT, StepKind.CONTAINER_IMAGE):
+                parameters = {}
+            else:
+                parameters = resolver.parameters
+            templates = resolver.templates
+        except ValueError as exc:  # PlanError, TemplateRenderError, ParameterFileError: the user's data
+            raise StepPlanError(_step_error(pipeline, name, exc, paths.root)) from exc
         entry.update(
             noop=False,
             parameters=_jsonable(parameters),
-            templates=_jsonable(resolver.templates),
+            templates=_jsonable(templates),
             storage=_storage_of(plan),
         )
         for key, value in _jsonable(plan).items():

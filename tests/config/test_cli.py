@@ -40,7 +40,7 @@ def test_validate_clean_project_exits_0() -> None:
     result = run("--project-dir", str(PROJECT_OK), "validate")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert result.stderr.startswith("OK: 2 pipelines valid in 2 config files (env LOCAL")
+    assert result.stderr.startswith("OK: 2 pipelines valid in 2 config files (envs LOCAL/DEV/BETA/PROD")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -79,16 +79,40 @@ def test_project_dir_defaults_to_the_current_dir(monkeypatch: pytest.MonkeyPatch
     assert code == 0 and str(PROJECT_OK) in err
 
 
-def test_env_from_option_then_variable(project: FixtureProject, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_checks_every_environment_and_labels_errors(project: FixtureProject) -> None:
+    """An error of some environments is labelled with them; one of all environments is printed once."""
+    project.edit(
+        FORECAST,
+        ('model_bucket: "movies-prod"', 'model_bucket: ""'),
+        ('model_bucket: "movies-beta"', 'model_bucket: ""'),
+        ('upstream_task_name: "ecr_container_creation"', 'upstream_task_name: "ecr_container_creaton"'),
+    )
+    code, out, err = main("--project-dir", str(project.root), "validate")
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 3, out
+    shared = [line for line in lines if "ecr_container_creaton" in line]
+    assert len(shared) == 1 and ERROR_LINE.match(shared[0])  # all environments: printed once, no label
+    labelled = sorted(line for line in lines if line.startswith("["))
+    assert labelled[0].startswith("[BETA] ") and "no model_bucket for BETA" in labelled[0]
+    assert labelled[1].startswith("[PROD] ") and "no model_bucket for PROD" in labelled[1]
+    assert ERROR_LINE.match(labelled[1].removeprefix("[PROD] "))
+    assert err.startswith("3 errors (2 only in some environments) in 1 file; 1 pipeline valid")
+    assert "(envs LOCAL/DEV/BETA/PROD" in err
+
+
+def test_validate_env_option_narrows_to_one(project: FixtureProject, monkeypatch: pytest.MonkeyPatch) -> None:
     project.edit(FORECAST, ('model_bucket: "movies-prod"', 'model_bucket: ""'))
     root = str(project.root)
     monkeypatch.delenv("ML_PIPELINES_ENV", raising=False)
-    assert main("--project-dir", root, "validate")[0] == 0
-    assert main("--project-dir", root, "--env", "prod", "validate")[0] == 1
-    monkeypatch.setenv("ML_PIPELINES_ENV", "PROD")
+    assert main("--project-dir", root, "--env", "dev", "validate")[0] == 0
+    code, out, err = main("--project-dir", root, "--env", "prod", "validate")
+    assert code == 1 and "no model_bucket for PROD" in out and not out.startswith("[") and "(env PROD" in err
+    # $ML_PIPELINES_ENV is where runs go; it does not narrow validate
+    monkeypatch.setenv("ML_PIPELINES_ENV", "DEV")
     code, out, err = main("--project-dir", root, "validate")
-    assert code == 1 and "no model_bucket for PROD" in out and "(env PROD" in err
-    # the option wins over the variable; options may also follow the command
+    assert code == 1 and out.startswith("[PROD] ")
+    # options may also follow the command
     assert main("validate", "--project-dir", root, "--env", "DEV")[0] == 0
 
 
@@ -116,12 +140,14 @@ def test_list_shows_schedule_kinds_and_upstreams() -> None:
     assert wait.split() == ["external_task_dag_status", "external_wait"]
 
 
-def test_list_warns_about_hidden_pipelines(project: FixtureProject) -> None:
+def test_list_prints_the_errors_that_hide_pipelines(project: FixtureProject) -> None:
     project.edit(FORECAST, ('kernel: "python3"', 'kernel: "python4"'))
     code, out, err = main("--project-dir", str(project.root), "list")
-    assert code == 0
+    assert code == 1
     assert "demo_dap_testing" in out and "demo_forecast_Daily" not in out
-    assert "1 config error hid some pipelines" in err
+    first, last = err.splitlines()
+    assert ERROR_LINE.match(first) and first.startswith(FORECAST) and "python4" in first
+    assert last == "1 config error hid some pipelines (env LOCAL)"
 
 
 def test_plan_unknown_pipeline_has_did_you_mean() -> None:
@@ -137,8 +163,23 @@ def test_plan_unknown_pipeline_has_did_you_mean() -> None:
 def test_plan_of_a_broken_pipeline_says_so(project: FixtureProject) -> None:
     project.edit(FORECAST, ('kernel: "python3"', 'kernel: "python4"'))
     code, out, err = main("--project-dir", str(project.root), "plan", "demo_forecast_Daily")
-    assert code == 1
-    assert "has config errors; run `ml-pipelines validate`" in err
+    assert code == 1 and out == ""
+    error, message = err.splitlines()
+    assert ERROR_LINE.match(error) and error.startswith(FORECAST) and "python4" in error
+    assert "has config errors; run `ml-pipelines validate`" in message
+
+
+def test_plan_reports_a_step_that_cannot_be_planned_as_a_config_error(project: FixtureProject) -> None:
+    """A template that fails only for some dates: the user's mistake, located, exit 1, not an internal error."""
+    project.edit(FORECAST, ('dt: "{{ ds }}"', 'dt: "{{ [1, 2][ds[-1:] | int] }}"'))  # fine on days ending in 0 or 1
+    code, out, err = main("--project-dir", str(project.root), "plan", "demo_forecast_Daily", "--date", "2024-05-01")
+    assert code == 0, err
+    code, out, err = main("--project-dir", str(project.root), "plan", "demo_forecast_Daily", "--date", "2024-05-02")
+    assert code == 1 and out == ""
+    match = ERROR_LINE.match(err.strip())
+    assert match, err
+    assert match["file"] == FORECAST and "glue_job_processing_script" in match["key"] and "internal error" not in err
+    assert "templates_dict.dt" in err
 
 
 def test_plan_bad_date() -> None:
