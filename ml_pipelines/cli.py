@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="JSON of one pipeline resolved for the environment and a date")
     _add_globals(plan, suppress=True)
     plan.add_argument("pipeline_id", metavar="PIPELINE_ID")
-    plan.add_argument("--date", metavar="YYYY-MM-DD", help="logical date (default: the latest partition)")
+    plan.add_argument("--date", metavar="YYYY-MM-DD", help="logical date (default: today, UTC)")
     return parser
 
 
