@@ -14,6 +14,7 @@ from graphlib import TopologicalSorter
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -104,6 +105,75 @@ CommaList = Annotated[list[str], BeforeValidator(values.parse_comma_list)]
 OptionalStr = Annotated[str | None, BeforeValidator(_optional)]
 Text = Annotated[str, BeforeValidator(lambda v: "" if v is None else str(v) if isinstance(v, (int, float)) else v)]
 
+# An e-mail address as checked here (no lookup): local@domain.tld without spaces; the local
+# part letters, digits and . _ % + - (no leading, trailing or double dot), the domain
+# dot-separated labels of letters, digits and inner '-', the last of 2+ letters.
+EMAIL = re.compile(
+    r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}"
+)
+ADDRESS_SEPARATORS = re.compile(r"[,;]")
+# A Slack channel name or id, with or without '#'.
+SLACK_CHANNEL = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def _bad_addresses(parts: list[str]) -> str | None:
+    """A message naming the parts that are not e-mail addresses, or None."""
+    bad = [p for p in parts if not EMAIL.fullmatch(p)]
+    if not bad:
+        return None
+    if len(bad) == 1:
+        message = f"{bad[0]!r} is not an e-mail address"
+    else:
+        message = ", ".join(repr(b) for b in bad[:-1]) + f" and {bad[-1]!r} are not e-mail addresses"
+    if any(len(b.split()) > 1 and all(EMAIL.fullmatch(w) for w in b.split()) for b in bad):
+        return message + "; separate addresses with ',' or ';'"
+    return message + " (name@domain.tld)"
+
+
+def _addresses(v: Any) -> list[str]:
+    """One address, a list, or text separated by ',' or ';' (also in list items) -> the
+    addresses, blanks dropped; any part that is not an address is an error naming it."""
+    v = _optional(v)
+    if v is None:
+        return []
+    items = v if isinstance(v, list) else [v]
+    parts: list[str] = []
+    for item in items:
+        item = _optional(item)
+        if item is None:
+            continue
+        if isinstance(item, (dict, list, bool)):
+            raise ValueError("expected e-mail addresses: one, a list, or text separated by ',' or ';'")
+        parts.extend(p.strip() for p in ADDRESS_SEPARATORS.split(str(item)) if p.strip())
+    problem = _bad_addresses(parts)
+    if problem:
+        raise ValueError(problem)
+    return parts
+
+
+def _owner(v: str) -> str:
+    """A team name, or e-mail addresses: every ','/';' part with an '@' must be an address."""
+    parts = [p.strip() for p in ADDRESS_SEPARATORS.split(v) if "@" in p]
+    problem = _bad_addresses(parts)
+    if problem:
+        raise ValueError(f"{problem}; an owner is an e-mail address or a team name without '@'")
+    return v
+
+
+def _slack_channel(v: Any) -> Any:
+    v = _optional(v)
+    if isinstance(v, str):
+        v = v.strip()
+        if not SLACK_CHANNEL.fullmatch(v):
+            raise ValueError(
+                f"{v!r} is not a Slack channel name (letters, digits, '-', '_', '.', with or without '#'); "
+                "leave it empty for no Slack alerts"
+            )
+    return v
+
+
+Emails = Annotated[list[str], BeforeValidator(_addresses)]
+
 
 class StepKind(str, Enum):
     CONTAINER_IMAGE = "container_image"
@@ -115,9 +185,10 @@ class StepKind(str, Enum):
 
 
 class Model(BaseModel):
-    """Unknown keys are errors (with a did-you-mean from the loader)."""
+    """Unknown keys are errors (with a did-you-mean from the loader). A key with an alias
+    is accepted by its alias only: `NON_PROD` is a typo of `NON-PROD`, not a spelling of it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
 class BucketConfig(Model):
@@ -341,11 +412,13 @@ Step = Annotated[
 
 
 class DefaultArgs(Model):
-    owner: Text = Field("", description="Asset owner: an e-mail, or a team name.")
+    owner: Annotated[Text, AfterValidator(_owner)] = Field(
+        "", description="Asset owner: an e-mail address (or a ',' list of them), or a team name."
+    )
     depends_on_past: bool = Field(False, description="Each partition waits for its own previous partition.")
     start_date: Day | None = Field(None, description="First partition of the pipeline.")
-    email_prod: CommaList = Field(default_factory=list, description="Alert recipients in PROD.")
-    email_nonprod: CommaList = Field(default_factory=list, description="Alert recipients in LOCAL, DEV and BETA.")
+    email_prod: Emails = Field(default_factory=list, description="Alert recipients in PROD.")
+    email_nonprod: Emails = Field(default_factory=list, description="Alert recipients in LOCAL, DEV and BETA.")
     email_on_failure: bool = False
     email_on_retry: bool = False
     retries: Int = Field(0, ge=0, description="Retries of every step.")
@@ -353,9 +426,14 @@ class DefaultArgs(Model):
     domain: Text = Field("sagemaker", description="Fixed value of the old format; ignored.")
 
 
+SlackChannel = Annotated[str | None, BeforeValidator(_slack_channel)]
+
+
 class SlackChannels(Model):
-    NON_PROD: OptionalStr = Field(None, alias="NON-PROD", description="Channel for LOCAL, DEV and BETA alerts.")
-    PROD: OptionalStr = Field(None, description="Channel for PROD alerts.")
+    """Exactly the old format's two keys; empty or missing: no Slack alerts there."""
+
+    NON_PROD: SlackChannel = Field(None, alias="NON-PROD", description="Channel for LOCAL, DEV and BETA alerts.")
+    PROD: SlackChannel = Field(None, description="Channel for PROD alerts.")
 
 
 def _schedule(v: Any) -> Any:

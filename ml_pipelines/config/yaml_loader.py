@@ -36,6 +36,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ml_pipelines.config.errors import ConfigError, KeyPath, display_path, format_key_path
+from ml_pipelines.config.text import NotUtf8Error, read_text
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -369,9 +370,9 @@ class _Builder:
             fail(Mark(path, 1), f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes (1 MiB)")
             return False, None
         try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            fail(Mark(path, 1), f"file is not UTF-8 text ({exc.reason} at byte {exc.start})")
+            text = read_text(path, what="config file")
+        except NotUtf8Error as exc:
+            fail(Mark(path, exc.line), exc.detail)
             return False, None
         except OSError as exc:
             fail(site or Mark(path, 1), f"cannot read {self._rel(path)}: {exc.strerror or exc}")

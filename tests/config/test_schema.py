@@ -22,6 +22,8 @@ from ml_pipelines.config.schema import (
     step_kind_of,
 )
 
+from .conftest import FORECAST, FixtureProject, line_of
+
 BASE = {"domain": "max", "sub_domain": "job_process", "action": "ForecastDaily"}
 
 
@@ -87,6 +89,120 @@ def test_defaults() -> None:
 def test_slack_channels() -> None:
     c = config(slack_channel={"NON-PROD": "#dev", "PROD": ""})
     assert c.slack_channel.NON_PROD == "#dev" and c.slack_channel.PROD is None
+    c = config(slack_channel={"NON-PROD": None, "PROD": " ds-alerts_prod "})
+    assert c.slack_channel.NON_PROD is None and c.slack_channel.PROD == "ds-alerts_prod"
+
+
+@pytest.mark.parametrize("key", ["NON_PROD", "non-prod", "NONPROD", "Prod"])
+def test_slack_channel_keys_are_exact(key: str) -> None:
+    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+        config(slack_channel={key: "#dev"})
+
+
+@pytest.mark.parametrize("value", ["#forecast dev", "ops@example.com", "#", "a,b"])
+def test_slack_channel_value_is_a_channel_name(value: str) -> None:
+    with pytest.raises(ValidationError, match="is not a Slack channel name"):
+        config(slack_channel={"PROD": value})
+
+
+def test_schema_key_by_its_alias_only() -> None:
+    assert config(schema="ANALYTICS").schema_ == "ANALYTICS"
+    with pytest.raises(ValidationError):
+        config(schema_="ANALYTICS")
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("a@x.com", ["a@x.com"]),
+        ("a@x.com, b.c+tag@mail.example.co.uk", ["a@x.com", "b.c+tag@mail.example.co.uk"]),
+        ("a@x.com; b@x.com;", ["a@x.com", "b@x.com"]),
+        (["a@x.com", "b@x.com, c@x.com", None, ""], ["a@x.com", "b@x.com", "c@x.com"]),
+        ("", []),
+        (None, []),
+        ("None", []),
+    ],
+)
+def test_email_forms(value, expected) -> None:
+    args = config(default_args={"email_prod": value, "email_nonprod": value}).default_args
+    assert args.email_prod == expected and args.email_nonprod == expected
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("ds-oncall@example", "'ds-oncall@example' is not an e-mail address (name@domain.tld)"),
+        ("a@x.com, bob@", "'bob@' is not an e-mail address"),
+        (["ok@x.com", "@x.com", "a..b@x.com"], "'@x.com' and 'a..b@x.com' are not e-mail addresses"),
+        ("a@x.com b@x.com", "'a@x.com b@x.com' is not an e-mail address; separate addresses with ',' or ';'"),
+        ("a@-x.com", "'a@-x.com' is not an e-mail address"),
+        ("a@x.c0m", "'a@x.c0m' is not an e-mail address"),
+        ({"to": "a@x.com"}, "expected e-mail addresses"),
+    ],
+)
+@pytest.mark.parametrize("key", ["email_prod", "email_nonprod"])
+def test_bad_email_is_named(key: str, value, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        config(default_args={key: value})
+    [error] = info.value.errors()
+    assert error["loc"] == ("default_args", key)
+    assert message in error["msg"]
+
+
+@pytest.mark.parametrize("owner", ["DAP OPS", "Forecast Team", "dap-admin@example.com", "a@x.com, b@y.org", ""])
+def test_owner_team_or_addresses(owner: str) -> None:
+    assert config(default_args={"owner": owner}).default_args.owner == owner
+
+
+@pytest.mark.parametrize("owner,bad", [("bob@", "bob@"), ("a@x.com, b@x", "b@x"), ("@data-team", "@data-team")])
+def test_owner_with_at_must_be_an_address(owner: str, bad: str) -> None:
+    with pytest.raises(ValidationError, match=f"'{bad}' is not an e-mail address.*team name without '@'"):
+        config(default_args={"owner": owner})
+
+
+# -- as the loader reports them: file, line, key, message ---------------------------------------
+@pytest.mark.parametrize("key,suggested", [("NON_PROD", "NON-PROD"), ("non-prod", "NON-PROD"), ("NONPROD", "NON-PROD")])
+def test_slack_channel_typo_is_located_with_a_suggestion(project: FixtureProject, key: str, suggested: str) -> None:
+    text = project.edit(FORECAST, ('NON-PROD: "#forecast-dev"', f'{key}: "#forecast-dev"'))
+    [error] = project.load().errors
+    assert str(error) == (
+        f"{FORECAST}:{line_of(text, key + ':')}: dags.sagemaker.slack_channel.{key}: "
+        f"unknown key {key!r}; did you mean {suggested!r}?"
+    )
+
+
+def test_slack_channel_prod_typo_is_located_with_a_suggestion(project: FixtureProject) -> None:
+    text = project.edit(FORECAST, ('PROD: ""\n', 'Prod: ""\n'))
+    [error] = project.load().errors
+    assert str(error) == (
+        f"{FORECAST}:{line_of(text, 'Prod:')}: dags.sagemaker.slack_channel.Prod: unknown key 'Prod'; did you mean 'PROD'?"
+    )
+
+
+def test_valid_slack_channels_load(project: FixtureProject) -> None:
+    project.edit(FORECAST, ('PROD: ""\n', 'PROD: "forecast-alerts"\n'))
+    loaded = project.load()
+    assert loaded.ok, [str(e) for e in loaded.errors]
+    channels = next(p for p in loaded.pipelines if p.source.name == "forecast_daily.yml").config.slack_channel
+    assert (channels.NON_PROD, channels.PROD) == ("#forecast-dev", "forecast-alerts")
+
+
+def test_bad_email_is_located(project: FixtureProject) -> None:
+    text = project.edit(FORECAST, ('"forecast-ops@example.com"', '"ds-oncall@example"'))
+    [error] = project.load().errors
+    assert str(error) == (
+        f"{FORECAST}:{line_of(text, 'email_prod:')}: dags.sagemaker.default_args.email_prod: "
+        "'ds-oncall@example' is not an e-mail address (name@domain.tld)"
+    )
+
+
+def test_bad_owner_is_located(project: FixtureProject) -> None:
+    text = project.edit(FORECAST, ('owner: "Forecast Team"', 'owner: "bob@"'))
+    [error] = project.load().errors
+    assert str(error) == (
+        f"{FORECAST}:{line_of(text, 'owner:')}: dags.sagemaker.default_args.owner: "
+        "'bob@' is not an e-mail address (name@domain.tld); an owner is an e-mail address or a team name without '@'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -217,6 +217,31 @@ def test_not_utf8(tmp_path: Path) -> None:
     assert doc.fatal and "UTF-8" in only_error(doc).message
 
 
+LATIN1_ON_LINE_7 = "".join(f"k{i}: v\n" for i in range(1, 7)).encode() + 'owner: "Équipe Données"\n'.encode("latin-1")
+
+
+def test_not_utf8_names_the_line_column_and_byte(tmp_path: Path) -> None:
+    doc = load_yaml(write(tmp_path, "c.yml", LATIN1_ON_LINE_7), root=tmp_path)
+    assert doc.fatal
+    assert str(only_error(doc)) == (
+        "c.yml:7: the file is not UTF-8 text: column 9 has the byte 0xC9 ('É' in Windows-1252/Latin-1); "
+        "save the file as UTF-8"
+    )
+
+
+def test_utf8_with_a_bom_is_read(tmp_path: Path) -> None:
+    doc = load_yaml(write(tmp_path, "c.yml", '\ufeffowner: "Équipe"\n'.encode()), root=tmp_path)
+    assert not doc.issues and doc.data == {"owner": "Équipe"}
+
+
+def test_not_utf8_in_an_included_file_is_located_there(tmp_path: Path) -> None:
+    write(tmp_path, "common/latin.yml", LATIN1_ON_LINE_7)
+    doc = load_yaml(write(tmp_path, "main.yml", "top: 1\nc: !include common/latin.yml\n"), root=tmp_path)
+    error = only_error(doc)
+    assert (error.display_path, error.line, error.key_path) == ("common/latin.yml", 7, "c")
+    assert "byte 0xC9" in error.message and not doc.fatal
+
+
 def test_empty_file(tmp_path: Path) -> None:
     doc = load_yaml(write(tmp_path, "c.yml", "# nothing\n"), root=tmp_path)
     assert doc.data is None and not doc.issues
