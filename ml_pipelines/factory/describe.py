@@ -7,24 +7,33 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from ml_pipelines.config.schema import ADDRESS_SEPARATORS
 from ml_pipelines.config.session import LoadSession
+from ml_pipelines.config.text import read_text
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 
 
+def _team(text: str) -> str:
+    return "team:" + re.sub(r"\W", "_", text)
+
+
 def owners_of(owner: str) -> list[str]:
-    """An e-mail as is; any other text as team:<text with non-word characters as _>."""
+    """E-mail addresses (one, or a ','/';' list) as they are; any other text as
+    team:<text with non-word characters as _>. An address Dagster would refuse (its check
+    is narrower than the config's) becomes a team name rather than a load error."""
     owner = owner.strip()
     if not owner:
         return []
-    if _EMAIL.fullmatch(owner):
-        return [owner]
-    return ["team:" + re.sub(r"\W", "_", owner)]
+    parts = [p.strip() for p in ADDRESS_SEPARATORS.split(owner) if p.strip()]
+    if all("@" in p for p in parts):
+        return list(dict.fromkeys(p if _EMAIL.fullmatch(p) else _team(p) for p in parts))
+    return [_team(owner)]
 
 
 def _first_markdown_cell(path: Path) -> str | None:
     try:
-        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        cells = json.loads(read_text(path, what="notebook")).get("cells", [])
     except (OSError, ValueError):
         return None
     for cell in cells:
@@ -94,6 +103,6 @@ def tables_written(sql_files: tuple[Path, ...], session: LoadSession | None = No
 
 def _tables_of(path: Path) -> tuple[str, ...]:
     try:
-        return _tables_in(path.read_text(encoding="utf-8"))
-    except OSError:
+        return _tables_in(read_text(path, what="SQL file"))
+    except (OSError, ValueError):  # the checks report an unreadable file
         return ()

@@ -40,6 +40,7 @@ from ml_pipelines.config.schema import (
     StepKind,
 )
 from ml_pipelines.config.templates import render, render_templates_dict, template_context
+from ml_pipelines.config.text import read_text
 from ml_pipelines.config.variables import Variables
 from ml_pipelines.plan import storage_layout
 from ml_pipelines.plan.images import image_files
@@ -259,8 +260,8 @@ def plan_sql(r: Resolver) -> SqlPlan:
     for name, path in zip(step.sql_file_names, sql_files, strict=True):
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_text(path, what="SQL file")
+        except (OSError, ValueError) as exc:
             raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: cannot read {path}: {exc}") from None
         rendered.append(
             SqlStatementFile(name=name, path=path, text=render(text, context, where=f"step {step.name}, {name}"))
