@@ -15,6 +15,7 @@ names that file and, for JSON, the line in it.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import warnings
@@ -144,7 +145,7 @@ def _dry_render(text: str, context: dict[str, Any]) -> tuple[str | None, _Failur
         return None, _Failure(exc.kind, exc.detail, exc.line, exc.multiline)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _DryRun:
     env: str
     variables: Variables | None  # None: variables.yml is broken (reported once per load)
@@ -154,19 +155,27 @@ class _DryRun:
 
     @classmethod
     def of(cls, paths: ProjectPaths, pipeline: PipelineConfig, env: str, session: LoadSession) -> _DryRun:
-        variables = load_env_variables(paths, env, session)
-        if isinstance(variables, VariablesError):
-            variables, key = None, ""
-        else:
-            key = session.once(
-                ("variables key", env, os.fspath(paths.model_configs)),
-                lambda: json.dumps(variables.values, sort_keys=True, default=str),
-            )
-        window = sample_window(pipeline.schedule_interval, pipeline.default_args.start_date)
-        return cls(env, variables, key, window, paths.root / ".ml_pipelines" / "storage")
+        """The dry run of `pipeline` in `env`: one per (env, variables, sample window) per load."""
+        schedule, start_date = pipeline.schedule_interval, pipeline.default_args.start_date
+        folder = os.fspath(paths.model_configs)
+
+        def make() -> _DryRun:
+            variables = load_env_variables(paths, env, session)
+            if isinstance(variables, VariablesError):
+                return cls(env, None, "", sample_window(schedule, start_date), Path())
+            key = json.dumps(variables.values, sort_keys=True, default=str)
+            root = paths.root / ".ml_pipelines" / "storage"
+            return cls(env, variables, key, sample_window(schedule, start_date), root)
+
+        return session.once(("dry run", env, folder, schedule, start_date), make)
+
+    @functools.cached_property
+    def base_context(self) -> dict[str, Any]:
+        return template_context(self.window, self.env, self.variables or {})
 
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        return template_context(self.window, self.env, self.variables or {}, extra)
+        """The template context of a run (not to be changed); `extra` on top."""
+        return {**self.base_context, **extra} if extra else self.base_context
 
     def detail(self, failure: _Failure | TemplateRenderError, rel: Callable[[Path], str]) -> str:
         """The failure's detail as the load reports it."""
@@ -388,7 +397,7 @@ class _Checker:
         task = self.task_path(index)
         rel = self.paths.rel
         parameters: dict[str, Any] | None = {}
-        if files.parameter_file is not None and files.parameter_file.is_file():
+        if files.parameter_file is not None:
             parameters = self.env_parameters(index, step, files.parameter_file, run)
         if run.variables is None:
             return  # variables.yml is broken: reported once for the load
@@ -408,16 +417,20 @@ class _Checker:
             rendered[key] = value if value is not None else ""
         if not isinstance(step, SqlStep) or parameters is None:
             return
-        # plan_sql: the rendered templates_dict at top level, params = file parameters + templates
-        context = run.context({**rendered, "params": {**parameters, **rendered}})
-        for i, (name, sql) in enumerate(zip(step.sql_file_names, files.sql_files, strict=False)):
+        # plan_sql: the rendered templates_dict at top level, params = file parameters + templates;
+        # the file parameters follow from the file and the environment (both in the key)
+        extra = {**rendered, "params": {**parameters, **rendered}}
+        param_file = os.fspath(files.parameter_file) if files.parameter_file is not None else None
+        for i, sql in enumerate(files.sql_files):
             sql_file = self.sql_file(sql)
             if sql_file.text is None or sql_file.problem:
                 continue
-            try:
-                render(sql_file.text, context, where=f"step {step.name}, {name}", step=step.name, key=name)
-            except TemplateRenderError as exc:
-                message = render_failure_message(exc, sql_file=rel(sql), detail=run.detail(exc, rel))
+            key = ("dry render sql", run.env, run.variables_key, run.window, os.fspath(sql), param_file)
+            _, failure = self.session.once(
+                (*key, tuple(rendered.items())), lambda text=sql_file.text: _dry_render(text, run.context(extra))
+            )
+            if failure is not None:
+                message = render_failure_message(failure, sql_file=rel(sql), detail=run.detail(failure, rel))
                 self.error(task + ("sql_file_names", i), message)
 
     def env_parameters(self, index: int, step: StepBase, path: Path, run: _DryRun) -> dict[str, Any] | None:

@@ -69,7 +69,10 @@ class LoadedPipeline:
     line: int  # line of the `dags.<family>` key
     common: dict[str, Any]  # CommonConf
     files: dict[str, StepFiles]  # by step name
-    locations: dict[tuple[str | int, ...], tuple[Path, int]] = field(default_factory=dict, compare=False, repr=False)
+    # (step name, *keys) -> line in `source`, or (file, line) for a key written in an include
+    locations: dict[tuple[str | int, ...], int | tuple[Path, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     root: Path | None = field(default=None, compare=False, repr=False)  # the project dir, for display
 
     @property
@@ -93,7 +96,7 @@ class LoadedPipeline:
         for n in range(len(parts), -1, -1):
             where = self.locations.get((step_name, *parts[:n]))
             if where is not None:
-                return where[0], where[1], text
+                return (self.source, where, text) if isinstance(where, int) else (*where, text)
         return self.source, self.line, text
 
     def error_at(self, step_name: str, keys: tuple[str | int, ...] | list[str | int], message: str) -> ConfigError:
@@ -338,11 +341,11 @@ def _load_file(
 
 def _step_locations(
     doc: YamlDocument, prefix: KeyPath, config: PipelineConfig
-) -> dict[tuple[str | int, ...], tuple[Path, int]]:
+) -> dict[tuple[str | int, ...], int | tuple[Path, int]]:
     """(file, line) of each task, its templates_dict keys, sql_file_names items and
     param_file_name, by (step name, *keys): what `LoadedPipeline.locate` answers from."""
-    out: dict[tuple[str | int, ...], tuple[Path, int]] = {}
-    positions = doc.positions
+    out: dict[tuple[str | int, ...], int | tuple[Path, int]] = {}
+    positions, source = doc.positions, doc.file
     raw: Any = doc.data
     for part in (*prefix, "tasks"):
         raw = raw.get(part) if isinstance(raw, dict) else None
@@ -351,7 +354,7 @@ def _step_locations(
     def put(key: tuple[str | int, ...], path: KeyPath, prefer_key: bool = True) -> None:
         mark = positions.find(path, prefer_key)
         if mark is not None:
-            out[key] = (mark.file, mark.line)
+            out[key] = mark.line if mark.file == source else (mark.file, mark.line)
 
     for i, step in enumerate(config.tasks):
         task = (*prefix, "tasks", i)
