@@ -3,9 +3,19 @@
 * step names unique; every `upstream_task_name` names a step of the same pipeline
   (with a did-you-mean); no cycles (the cycle is named);
 * the model folders and every file a step uses exist (`paths.resolve_step_files`);
-* notebooks are valid nbformat; parameter files are JSON objects with known sections;
-* `templates_dict` values and SQL files are valid Jinja (syntax only);
+* notebooks are valid nbformat; parameter files pass `parameters.read_parameter_file`
+  (the reader a run uses);
+* `templates_dict` values and SQL files are valid Jinja;
+* the dry run (`check_run`), what a run in the load's environment would fail on when it
+  plans the step (plan/resolve.py): the parameter file resolved for the env (its section,
+  LOCAL's s3:// mapping), every templates_dict value and SQL file rendered in the sandbox
+  with the env's variables for a sample window (`templates.sample_window`), SQL with the
+  rendered values and `params` as `plan_sql` passes them. Nothing is run or written;
 * for `DEV`/`BETA`/`PROD`: each notebook and Glue step has a model_bucket for that env.
+
+Memos shared through the session whose result depends on the environment or the
+variables (dry renders, resolved parameters, variables) have both in their key: one
+session may load several environments.
 
 Every error points at the config key at fault (file, line, key path); a problem inside
 a notebook or parameter file is reported at the key that names the file, and its message

@@ -7,6 +7,10 @@ A file holds sections `DEV`, `BETA`, `PROD`, `COMMON` and optionally `LOCAL`. A 
 `s3://bucket/key` URI (also inside lists and mappings) replaced by the local path
 `<storage_root>/bucket/key` (`s3_uri_to_local_path`; a trailing `/` is kept). Only whole
 values are mapped; `s3a://` and URIs inside longer text are left alone.
+
+One reader (`read_parameter_file`) for the load's checks and for a run: it returns every
+problem of the file itself; `ParameterFile.env_problem` says whether an environment has
+its section; `resolve_parameters` raises the first problem either finds.
 """
 
 from __future__ import annotations
