@@ -3,9 +3,19 @@
 * step names unique; every `upstream_task_name` names a step of the same pipeline
   (with a did-you-mean); no cycles (the cycle is named);
 * the model folders and every file a step uses exist (`paths.resolve_step_files`);
-* notebooks are valid nbformat; parameter files are JSON objects with known sections;
-* `templates_dict` values and SQL files are valid Jinja (syntax only);
+* notebooks are valid nbformat; parameter files pass `parameters.read_parameter_file`
+  (the reader a run uses);
+* `templates_dict` values and SQL files are valid Jinja;
+* the dry run (`check_run`), what a run in the load's environment would fail on when it
+  plans the step (plan/resolve.py): the parameter file resolved for the env (its section,
+  LOCAL's s3:// mapping), every templates_dict value and SQL file rendered in the sandbox
+  with the env's variables for a sample window (`templates.sample_window`), SQL with the
+  rendered values and `params` as `plan_sql` passes them. Nothing is run or written;
 * for `DEV`/`BETA`/`PROD`: each notebook and Glue step has a model_bucket for that env.
+
+Memos shared through the session whose result depends on the environment or the
+variables (dry renders, resolved parameters, variables) have both in their key: one
+session may load several environments.
 
 Every error points at the config key at fault (file, line, key path); a problem inside
 a notebook or parameter file is reported at the key that names the file, and its message
@@ -15,14 +25,23 @@ names that file and, for JSON, the line in it.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ml_pipelines.config import values
 from ml_pipelines.config.errors import ConfigError, KeyPath
-from ml_pipelines.config.parameters import json_key_line
+from ml_pipelines.config.parameters import (
+    ParameterFile,
+    ParameterFileError,
+    ParameterProblem,
+    read_parameter_file,
+)
 from ml_pipelines.config.paths import ProjectPaths, StepFiles, StepFilesError, resolve_step_files
 from ml_pipelines.config.schema import (
     CLOUD_ENVIRONMENTS,
@@ -33,11 +52,16 @@ from ml_pipelines.config.schema import (
     StepBase,
 )
 from ml_pipelines.config.session import LoadSession
-from ml_pipelines.config.templates import template_syntax_error
+from ml_pipelines.config.templates import (
+    SampleWindow,
+    TemplateRenderError,
+    render,
+    sample_window,
+    template_context,
+    template_syntax_error,
+)
+from ml_pipelines.config.variables import Variables, VariablesError, load_variables
 from ml_pipelines.config.yaml_loader import YamlDocument
-
-PARAMETER_SECTIONS = ("DEV", "BETA", "PROD", "COMMON", "LOCAL")
-ENV_SECTIONS = ("DEV", "BETA", "PROD")
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -52,60 +76,15 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
 
 
 # -- file contents ---------------------------------------------------------------------
+def _parameter_message(rel: str, problem: ParameterProblem) -> str:
+    where = f"{rel}:{problem.line}" if problem.line else rel
+    return f"parameter file {where}: {problem.message}"
+
+
 def parameter_file_problems(path: Path, rel: str) -> list[str]:
-    """What is wrong with a parameter file (empty list: nothing)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [f"parameter file {rel} cannot be read: {exc}"]
-    duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in items:
-            if key in seen:
-                duplicates.append(key)
-            seen[key] = value
-        return seen
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as exc:
-        return [f"parameter file {rel}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})"]
-    if not isinstance(data, dict):
-        return [f"parameter file {rel}: must be a JSON object with sections {', '.join(PARAMETER_SECTIONS)}"]
-    problems = []
-    for key in dict.fromkeys(duplicates):
-        problems.append(f"parameter file {rel}:{json_key_line(text, key) or 1}: key {key!r} is written twice")
-    for section, body in data.items():
-        line = json_key_line(text, section) or 1
-        if section not in PARAMETER_SECTIONS:
-            problems.append(
-                f"parameter file {rel}:{line}: unknown section {section!r}{did_you_mean(section, PARAMETER_SECTIONS)}"
-                f" (allowed: {', '.join(PARAMETER_SECTIONS)})"
-            )
-            continue
-        if not isinstance(body, dict):
-            problems.append(f"parameter file {rel}:{line}: section {section} must be an object of parameters")
-            continue
-        for key in body:
-            if key.startswith("-"):
-                problems.append(
-                    f"parameter file {rel}:{json_key_line(text, key) or line}: {section}.{key}: "
-                    "write parameter names without leading '-'; '--' is added when they are passed"
-                )
-    present = [s for s in ENV_SECTIONS if s in data]
-    if present and len(present) < len(ENV_SECTIONS):
-        missing = [s for s in ENV_SECTIONS if s not in data]
-        problems.append(
-            f"parameter file {rel}: has section(s) {', '.join(present)} but not {', '.join(missing)}; "
-            "give every environment its section (an empty {} is fine)"
-        )
-    if not present and "COMMON" not in data:
-        problems.append(
-            f"parameter file {rel}: no parameter sections; write COMMON and/or DEV, BETA, PROD (LOCAL optional)"
-        )
-    return problems
+    """What is wrong with a parameter file itself (empty list: nothing), as messages that
+    name it by `rel`: `parameters.read_parameter_file`'s problems, the rules a run applies."""
+    return [_parameter_message(rel, p) for p in read_parameter_file(path).problems]
 
 
 def notebook_problems(path: Path, rel: str) -> list[str]:
@@ -128,6 +107,110 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [f"notebook {rel} is not a valid Jupyter notebook: {first[:200]}"]
     return []
+
+
+@dataclass(frozen=True)
+class _SqlFile:
+    text: str | None  # None when it cannot be read
+    problem: str | None  # unreadable, or a template syntax error
+
+
+def _read_sql(path: Path, rel: str) -> _SqlFile:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _SqlFile(None, f"SQL file {rel} cannot be read: {exc}")
+    problem = template_syntax_error(text)
+    return _SqlFile(text, f"SQL file {rel}: template syntax error: {problem}" if problem else None)
+
+
+# -- the dry run: what a run in the load's environment would resolve and render --------------
+def load_env_variables(paths: ProjectPaths, env: str, session: LoadSession) -> Variables | VariablesError:
+    """The pipeline variables of `env` (variables.yml and ML_PIPELINES_VAR_*), read once
+    per load and environment; the VariablesError when variables.yml cannot be used."""
+
+    def load() -> Variables | VariablesError:
+        try:
+            return load_variables(paths.model_configs, env)
+        except VariablesError as exc:
+            return exc
+
+    return session.once(("variables", env, os.fspath(paths.model_configs)), load)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A dry render's failure: TemplateRenderError's fields, without the step's name."""
+
+    kind: str
+    detail: str
+    line: int | None
+    multiline: bool
+
+
+def _dry_render(text: str, context: dict[str, Any]) -> tuple[str | None, _Failure | None]:
+    try:
+        return render(text, context, where="dry run"), None
+    except TemplateRenderError as exc:
+        return None, _Failure(exc.kind, exc.detail, exc.line, exc.multiline)
+
+
+@dataclass(frozen=True, eq=False)
+class _DryRun:
+    env: str
+    variables: Variables | None  # None: variables.yml is broken (reported once per load)
+    variables_key: str  # the variables' values as JSON text: part of every render memo's key
+    window: SampleWindow
+    storage_root: Path  # LOCAL maps s3:// parameter values under it; the result is thrown away
+
+    @classmethod
+    def of(cls, paths: ProjectPaths, pipeline: PipelineConfig, env: str, session: LoadSession) -> _DryRun:
+        """The dry run of `pipeline` in `env`: one per (env, variables, sample window) per load."""
+        schedule, start_date = pipeline.schedule_interval, pipeline.default_args.start_date
+        folder = os.fspath(paths.model_configs)
+
+        def make() -> _DryRun:
+            variables = load_env_variables(paths, env, session)
+            if isinstance(variables, VariablesError):
+                return cls(env, None, "", sample_window(schedule, start_date), Path())
+            key = json.dumps(variables.values, sort_keys=True, default=str)
+            root = paths.root / ".ml_pipelines" / "storage"
+            return cls(env, variables, key, sample_window(schedule, start_date), root)
+
+        return session.once(("dry run", env, folder, schedule, start_date), make)
+
+    @functools.cached_property
+    def base_context(self) -> dict[str, Any]:
+        return template_context(self.window, self.env, self.variables or {})
+
+    def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The template context of a run (not to be changed); `extra` on top."""
+        return {**self.base_context, **extra} if extra else self.base_context
+
+    def detail(self, failure: _Failure | TemplateRenderError, rel: Callable[[Path], str]) -> str:
+        """The failure's detail as the load reports it."""
+        detail = failure.detail
+        source = self.variables.source if self.variables is not None else None
+        if failure.kind == "variable" and source is not None:
+            detail = detail.replace(str(source), rel(source))
+        if failure.kind == "error":  # a macro's failure may depend on the date
+            detail += f" (rendered at load for {self.env} with ds = {self.window.start:%Y-%m-%d})"
+        return detail
+
+
+def render_failure_message(
+    failure: _Failure | TemplateRenderError, *, sql_file: str | None = None, detail: str | None = None
+) -> str:
+    """The message of a template that failed to render, for the config key that holds it:
+    a SQL file's names the file (`sql_file`, as shown) and the line in it; a templates_dict
+    value's gives the line when the value has several. `detail` overrides the failure's."""
+    detail = failure.detail if detail is None else detail
+    if sql_file is not None:
+        where = f"SQL file {sql_file}, line {failure.line}" if failure.line else f"SQL file {sql_file}"
+        return f"{where}: {detail}"
+    if failure.multiline and failure.line:
+        return f"line {failure.line}: {detail}"
+    return detail
 
 
 # -- the checks --------------------------------------------------------------------------
@@ -279,38 +362,110 @@ class _Checker:
     def param_field(self, step: StepBase) -> tuple[str, ...]:
         return ("Details", "param_file_name") if isinstance(step, GlueStep) else ("param_file_name",)
 
+    def param_where(self, index: int, step: StepBase) -> KeyPath:
+        """The key a parameter file problem is reported at: param_file_name where it is
+        written, else the step (an implicit parameters.json)."""
+        field = self.param_field(step)
+        return self.task_path(index) + field if self.written(index, field) else self.task_path(index)
+
+    def parameter_file(self, path: Path) -> ParameterFile:
+        return self.session.from_file("parameter file", path, lambda: read_parameter_file(path))
+
+    def syntax_problem(self, text: str) -> str | None:
+        return self.session.once(("template syntax error", text), lambda: template_syntax_error(text))
+
+    def sql_file(self, path: Path) -> _SqlFile:
+        return self.session.from_file("sql file", path, lambda: _read_sql(path, self.paths.rel(path)))
+
     def check_contents(self, index: int, step: StepBase, files: StepFiles) -> None:
         task = self.task_path(index)
         rel = self.paths.rel
-        from_file = self.session.from_file
         if isinstance(step, NotebookStep) and files.main is not None:
-            for message in from_file(
+            for message in self.session.from_file(
                 "notebook problems", files.main, lambda: notebook_problems(files.main, rel(files.main))
             ):
                 self.error(task + ("notebook_name",), message)
         if files.parameter_file is not None:
-            field = self.param_field(step)
-            where = task + field if self.written(index, field) else task
-            path = files.parameter_file
-            for message in from_file("parameter file problems", path, lambda: parameter_file_problems(path, rel(path))):
-                self.error(where, message)
+            for problem in self.parameter_file(files.parameter_file).problems:
+                self.error(self.param_where(index, step), _parameter_message(rel(files.parameter_file), problem))
         for key, text in step.templates_dict.items():
-            problem = self.session.once(("template syntax error", text), lambda text=text: template_syntax_error(text))
+            problem = self.syntax_problem(text)
             if problem:
                 self.error(task + ("templates_dict", key), f"template syntax error: {problem}")
         if isinstance(step, SqlStep):
             for i, sql in enumerate(files.sql_files):
+                problem = self.sql_file(sql).problem
+                if problem:
+                    self.error(task + ("sql_file_names", i), problem)
 
-                def sql_problem(sql: Path = sql) -> list[str]:
-                    try:
-                        text = sql.read_text(encoding="utf-8-sig")
-                    except (OSError, UnicodeDecodeError) as exc:
-                        return [f"SQL file {rel(sql)} cannot be read: {exc}"]
-                    problem = template_syntax_error(text)
-                    return [f"SQL file {rel(sql)}: template syntax error: {problem}"] if problem else []
+    # -- what a run in the load's environment would do ------------------------------------
+    def check_run(self, index: int, step: StepBase, files: StepFiles, run: _DryRun) -> None:
+        """Resolve the step's parameters and render its templates as a run in `run.env`
+        would (plan/resolve.py), for a sample window; report what would fail."""
+        if isinstance(step, NotebookStep) and not step.notebook_name.strip():
+            return  # nothing runs
+        task = self.task_path(index)
+        rel = self.paths.rel
+        parameters: dict[str, Any] | None = {}
+        if files.parameter_file is not None:
+            parameters = self.env_parameters(index, step, files.parameter_file, run)
+        if run.variables is None:
+            return  # variables.yml is broken: reported once for the load
+        rendered: dict[str, str] = {}
+        for key, text in step.templates_dict.items():
+            if self.syntax_problem(text):
+                rendered[key] = ""
+                continue
+            value, failure = self.session.once(
+                ("dry render", run.env, run.variables_key, run.window, text),
+                lambda text=text: _dry_render(text, run.context()),
+            )
+            if failure is not None:
+                self.error(
+                    task + ("templates_dict", key), render_failure_message(failure, detail=run.detail(failure, rel))
+                )
+            rendered[key] = value if value is not None else ""
+        if not isinstance(step, SqlStep) or parameters is None:
+            return
+        # plan_sql: the rendered templates_dict at top level, params = file parameters + templates;
+        # the file parameters follow from the file and the environment (both in the key)
+        extra = {**rendered, "params": {**parameters, **rendered}}
+        param_file = os.fspath(files.parameter_file) if files.parameter_file is not None else None
+        for i, sql in enumerate(files.sql_files):
+            sql_file = self.sql_file(sql)
+            if sql_file.text is None or sql_file.problem:
+                continue
+            key = ("dry render sql", run.env, run.variables_key, run.window, os.fspath(sql), param_file)
+            _, failure = self.session.once(
+                (*key, tuple(rendered.items())), lambda text=sql_file.text: _dry_render(text, run.context(extra))
+            )
+            if failure is not None:
+                message = render_failure_message(failure, sql_file=rel(sql), detail=run.detail(failure, rel))
+                self.error(task + ("sql_file_names", i), message)
 
-                for message in from_file("sql problems", sql, sql_problem):
-                    self.error(task + ("sql_file_names", i), message)
+    def env_parameters(self, index: int, step: StepBase, path: Path, run: _DryRun) -> dict[str, Any] | None:
+        """The step's file parameters in `run.env` (None, with the error reported, when a
+        run could not resolve them; problems of the file itself are check_contents')."""
+        parsed = self.parameter_file(path)
+        if parsed.problems:
+            return None
+        problem = parsed.env_problem(run.env)
+        if problem is not None:
+            self.error(self.param_where(index, step), _parameter_message(self.paths.rel(path), problem))
+            return None
+
+        def resolve() -> dict[str, Any] | str:
+            try:
+                return parsed.resolve(run.env, run.storage_root)
+            except ParameterFileError as exc:
+                return exc.detail
+
+        resolved = self.session.once(("parameters", run.env, run.storage_root, os.fspath(path)), resolve)
+        if isinstance(resolved, str):
+            line = ParameterProblem(None, resolved)
+            self.error(self.param_where(index, step), _parameter_message(self.paths.rel(path), line))
+            return None
+        return resolved
 
     def check_env(self, env: str) -> None:
         if env not in CLOUD_ENVIRONMENTS:
@@ -347,11 +502,16 @@ def check_pipeline(
 ) -> tuple[dict[str, StepFiles], list[ConfigError]]:
     """Cross-check one schema-valid pipeline written at `prefix` of `doc`.
 
-    Returns the files of each step (by step name) and the errors found. `session`: the
+    Returns the files of each step (by step name) and the errors found. `env`: the
+    environment a run would use: its parameter-file section, variables and buckets are
+    checked, and every template is rendered as a run would (`check_run`). `session`: the
     load's session, shared by its pipelines (default: a fresh one).
     """
-    checker = _Checker(paths, pipeline, doc, prefix, session if session is not None else LoadSession())
+    session = session if session is not None else LoadSession()
+    env = env.upper()
+    checker = _Checker(paths, pipeline, doc, prefix, session)
     checker.check_graph()
+    run = _DryRun.of(paths, pipeline, env, session)
     files: dict[str, StepFiles] = {}
     for i, step in enumerate(pipeline.tasks):
         step_files = checker.step_files(i, step)
@@ -359,15 +519,17 @@ def check_pipeline(
             continue
         files.setdefault(step.name, step_files)
         checker.check_contents(i, step, step_files)
-    checker.check_env(env.upper())
+        checker.check_run(i, step, step_files, run)
+    checker.check_env(env)
     return files, checker.errors
 
 
 __all__ = [
-    "PARAMETER_SECTIONS",
     "check_graph",
     "check_pipeline",
     "did_you_mean",
+    "load_env_variables",
     "notebook_problems",
     "parameter_file_problems",
+    "render_failure_message",
 ]

@@ -22,11 +22,20 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from ml_pipelines.config.checks import check_graph, check_pipeline, did_you_mean
-from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, format_key_path
+from ml_pipelines.config.checks import (
+    check_graph,
+    check_pipeline,
+    did_you_mean,
+    load_env_variables,
+    render_failure_message,
+)
+from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, display_path, format_key_path
+from ml_pipelines.config.parameters import ParameterFileError
 from ml_pipelines.config.paths import ProjectPaths, StepFiles
-from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, PipelineConfig, StepBase
+from ml_pipelines.config.schema import ENVIRONMENTS, NAME_PREFIXES, GlueStep, PipelineConfig, StepBase
 from ml_pipelines.config.session import LoadSession
+from ml_pipelines.config.templates import TemplateRenderError
+from ml_pipelines.config.variables import VariablesError
 from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
 
 CONFIG_SUFFIXES = (".yml", ".yaml")
@@ -36,16 +45,86 @@ TOP_LEVEL_KEYS = ("CommonConf", "dags")
 
 @dataclass(frozen=True)
 class LoadedPipeline:
+    """One valid pipeline, and where its steps were written.
+
+    A step that fails when a run plans it (a template, a parameter file changed since the
+    load...) is reported at the config key at fault, as load errors are:
+
+    - `locate(step_name, *keys)` -> (file, line, key path text), e.g.
+      `locate("write_to_snowflake", "templates_dict", "dt")` or
+      `locate("write_to_snowflake", "sql_file_names", "merge")` (an index or the name as
+      written); a key not recorded at load gets the line of its nearest recorded parent;
+    - `error_at(step_name, keys, message)` -> ConfigError there;
+    - `error_for(step_name, exc)` -> ConfigError for a TemplateRenderError (at its
+      templates_dict key or SQL file, naming the line in the template) or a
+      ParameterFileError (at param_file_name, or the step), else at the step.
+
+    Lines are recorded at load for each task, its templates_dict keys, its
+    sql_file_names items and its param_file_name.
+    """
+
     config: PipelineConfig
     family: str  # the key under `dags` (e.g. "sagemaker")
     source: Path  # the config file
     line: int  # line of the `dags.<family>` key
     common: dict[str, Any]  # CommonConf
     files: dict[str, StepFiles]  # by step name
+    # (step name, *keys) -> line in `source`, or (file, line) for a key written in an include
+    locations: dict[tuple[str | int, ...], int | tuple[Path, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    root: Path | None = field(default=None, compare=False, repr=False)  # the project dir, for display
 
     @property
     def pipeline_id(self) -> str:
         return self.config.pipeline_id
+
+    def locate(self, step_name: str, *keys: str | int) -> tuple[Path, int, str]:
+        """(file, line, key path text) of `keys` under the step (see the class doc)."""
+        index = next((i for i, s in enumerate(self.config.tasks) if s.name == step_name), None)
+        if index is None:  # not a step of this pipeline: the pipeline itself
+            return self.source, self.line, f"dags.{self.family}"
+        step = self.config.tasks[index]
+        parts = list(keys)
+        if len(parts) >= 2 and parts[0] == "sql_file_names" and isinstance(parts[1], str):
+            names = list(getattr(step, "sql_file_names", ()))
+            if parts[1] in names:
+                parts[1] = names.index(parts[1])
+        text = f"dags.{self.family}.tasks[{index}]({step_name})" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts
+        )
+        for n in range(len(parts), -1, -1):
+            where = self.locations.get((step_name, *parts[:n]))
+            if where is not None:
+                return (self.source, where, text) if isinstance(where, int) else (*where, text)
+        return self.source, self.line, text
+
+    def error_at(self, step_name: str, keys: tuple[str | int, ...] | list[str | int], message: str) -> ConfigError:
+        file, line, key_path = self.locate(step_name, *keys)
+        return ConfigError(file, line, key_path, message, root=self.root)
+
+    def error_for(self, step_name: str, exc: Exception) -> ConfigError:
+        """A plan-time failure of the step as a ConfigError at the config key at fault."""
+        step = next((s for s in self.config.tasks if s.name == step_name), None)
+        files = self.files.get(step_name)
+        rel = self._rel
+        if isinstance(exc, TemplateRenderError) and step is not None and exc.key is not None:
+            if exc.key in step.templates_dict:
+                return self.error_at(step_name, ("templates_dict", exc.key), render_failure_message(exc))
+            names = list(getattr(step, "sql_file_names", ()))
+            if exc.key in names:
+                j = names.index(exc.key)
+                shown = rel(files.sql_files[j]) if files is not None and j < len(files.sql_files) else exc.key
+                return self.error_at(step_name, ("sql_file_names", j), render_failure_message(exc, sql_file=shown))
+        if isinstance(exc, ParameterFileError) and step is not None:
+            keys = ("Details", "param_file_name") if isinstance(step, GlueStep) else ("param_file_name",)
+            found = self.locations.get((step_name, *keys))
+            where = f"{rel(exc.path)}:{exc.line}" if exc.line else rel(exc.path)
+            return self.error_at(step_name, keys if found else (), f"parameter file {where}: {exc.detail}")
+        return self.error_at(step_name, (), str(exc))
+
+    def _rel(self, path: Path) -> str:
+        return display_path(path, self.root)
 
 
 @dataclass
@@ -113,6 +192,12 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
         )
         return project
     project.config_files = config_files(paths)
+    variables = load_env_variables(paths, env, project.session)
+    if isinstance(variables, VariablesError):
+        # Every run reads variables.yml; its templates are not dry-rendered until it is fixed.
+        error = ConfigError(variables.path, variables.line, "", variables.detail, root=paths.root)
+        project.errors.append(error)
+        project.broken[variables.path] = [error]
     seen_ids: dict[str, tuple[Path, int]] = {}
     for source in project.config_files:
         try:
@@ -245,12 +330,52 @@ def _load_file(
             pipeline_errors.extend(errors)
             continue
         common_conf = common if isinstance(common, dict) else {}
-        loaded.append(LoadedPipeline(config, str(family), source, line, common_conf, files))
+        locations = _step_locations(doc, prefix, config)
+        loaded.append(LoadedPipeline(config, str(family), source, line, common_conf, files, locations, paths.root))
     if reused is None and not doc.issues and not file_errors and len(validated) == len(dags):
         store.put(parsed_key, (doc, validated), [source, *doc.includes])
     if file_errors:
         loaded = []
     return loaded, _sorted(file_errors + pipeline_errors, source)
+
+
+def _step_locations(
+    doc: YamlDocument, prefix: KeyPath, config: PipelineConfig
+) -> dict[tuple[str | int, ...], int | tuple[Path, int]]:
+    """(file, line) of each task, its templates_dict keys, sql_file_names items and
+    param_file_name, by (step name, *keys): what `LoadedPipeline.locate` answers from."""
+    out: dict[tuple[str | int, ...], int | tuple[Path, int]] = {}
+    positions, source = doc.positions, doc.file
+    raw: Any = doc.data
+    for part in (*prefix, "tasks"):
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    raw_tasks = raw if isinstance(raw, list) else []
+
+    def put(key: tuple[str | int, ...], path: KeyPath, prefer_key: bool = True) -> None:
+        mark = positions.find(path, prefer_key)
+        if mark is not None:
+            out[key] = mark.line if mark.file == source else (mark.file, mark.line)
+
+    for i, step in enumerate(config.tasks):
+        task = (*prefix, "tasks", i)
+        name = step.name
+        put((name,), task, prefer_key=False)
+        if step.templates_dict:
+            put((name, "templates_dict"), (*task, "templates_dict"))
+            for key in step.templates_dict:
+                put((name, "templates_dict", key), (*task, "templates_dict", key))
+        sql_names = getattr(step, "sql_file_names", None)
+        if sql_names:
+            put((name, "sql_file_names"), (*task, "sql_file_names"))
+            for j in range(len(sql_names)):
+                put((name, "sql_file_names", j), (*task, "sql_file_names", j), prefer_key=False)
+        param = ("Details", "param_file_name") if isinstance(step, GlueStep) else ("param_file_name",)
+        node: Any = raw_tasks[i] if i < len(raw_tasks) else None
+        for part in param:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            put((name, *param), (*task, *param))
+    return out
 
 
 def _sorted(errors: list[ConfigError], source: Path) -> list[ConfigError]:

@@ -7,6 +7,10 @@ A file holds sections `DEV`, `BETA`, `PROD`, `COMMON` and optionally `LOCAL`. A 
 `s3://bucket/key` URI (also inside lists and mappings) replaced by the local path
 `<storage_root>/bucket/key` (`s3_uri_to_local_path`; a trailing `/` is kept). Only whole
 values are mapped; `s3a://` and URIs inside longer text are left alone.
+
+One reader (`read_parameter_file`) for the load's checks and for a run: it returns every
+problem of the file itself; `ParameterFile.env_problem` says whether an environment has
+its section; `resolve_parameters` raises the first problem either finds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,33 +84,151 @@ def json_key_line(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def read_parameter_file(path: Path) -> tuple[dict[str, Any], str]:
-    """(the parsed top-level object, the text); ParameterFileError for bad JSON or shape."""
+@dataclass(frozen=True)
+class ParameterProblem:
+    """One problem of a parameter file itself; `line` in the file when known."""
+
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ParameterFile:
+    """A parameter file as read: its sections, and every problem of the file itself (bad
+    JSON, shape, unknown or non-object sections, keys written twice or with a leading
+    `-`, no section at all). Whether it has the section an environment needs is asked
+    per environment (`env_problem`, `resolve`)."""
+
+    path: Path
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    problems: tuple[ParameterProblem, ...] = ()
+
+    def first_error(self) -> ParameterFileError | None:
+        if not self.problems:
+            return None
+        problem = self.problems[0]
+        return ParameterFileError(self.path, problem.message, problem.line)
+
+    def env_problem(self, env: str) -> ParameterProblem | None:
+        """Why a step in `env` cannot use this file although the file itself is fine: it
+        has DEV, BETA or PROD sections but not `env`'s (LOCAL falls back to DEV, or to
+        COMMON alone, and never lacks one)."""
+        env = env.upper()
+        if env == "LOCAL" or env in self.sections:
+            return None
+        present = [s for s in CLOUD_ENVIRONMENTS if s in self.sections]
+        if not present:
+            return None  # a COMMON-only file serves every environment
+        return ParameterProblem(
+            1,
+            f"no {env} section (the file has {', '.join(present)}): a step in {env} reads COMMON plus "
+            f'the {env} section; add "{env}": {{}} (an empty object is fine)',
+        )
+
+    def resolve(self, env: str, storage_root: Path | None = None) -> dict[str, Any]:
+        """The parameters of a step in `env` (see `resolve_parameters`)."""
+        error = self.first_error()
+        if error is not None:
+            raise error
+        env = env.upper()
+        problem = self.env_problem(env)
+        if problem is not None:
+            raise ParameterFileError(self.path, problem.message, problem.line)
+        common = self.sections.get("COMMON") or {}
+        if env in self.sections:
+            return {**common, **self.sections[env]}
+        if env == "LOCAL":
+            merged = {**common, **(self.sections.get("DEV") or {})}
+            try:
+                return map_s3_values(merged, Path(storage_root) if storage_root else None)
+            except ValueError as exc:
+                raise ParameterFileError(self.path, f"LOCAL has no section and falls back to DEV: {exc}") from None
+        return dict(common)  # a COMMON-only file serves every environment
+
+
+def _close_section(key: str) -> str:
+    close = difflib.get_close_matches(key.upper(), SECTIONS, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def read_parameter_file(path: Path) -> ParameterFile:
+    """The file's sections and all its problems; never raises for what the file holds
+    (a missing or unreadable file is a problem too)."""
     path = Path(path)
-    if path.stat().st_size > MAX_PARAMETER_FILE_BYTES:
-        raise ParameterFileError(path, f"file larger than {MAX_PARAMETER_FILE_BYTES} bytes")
     try:
+        if path.stat().st_size > MAX_PARAMETER_FILE_BYTES:
+            return ParameterFile(
+                path, problems=(ParameterProblem(None, f"file larger than {MAX_PARAMETER_FILE_BYTES} bytes"),)
+            )
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ParameterFileError(path, f"not UTF-8 text: {exc}") from None
+        return ParameterFile(path, problems=(ParameterProblem(None, f"not UTF-8 text: {exc}"),))
+    except OSError as exc:
+        return ParameterFile(path, problems=(ParameterProblem(None, f"cannot be read: {exc.strerror or exc}"),))
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
-        raise ParameterFileError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+        return ParameterFile(
+            path, problems=(ParameterProblem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"),)
+        )
     if not isinstance(data, dict):
-        raise ParameterFileError(path, f"expected a JSON object with sections {', '.join(SECTIONS)}", 1)
-    for key, section in data.items():
+        return ParameterFile(
+            path, problems=(ParameterProblem(1, f"expected a JSON object with sections {', '.join(SECTIONS)}"),)
+        )
+    problems = [
+        ParameterProblem(json_key_line(text, key), f"key {key!r} is written twice") for key in dict.fromkeys(duplicates)
+    ]
+    sections: dict[str, dict[str, Any]] = {}
+    for key, body in data.items():
+        line = json_key_line(text, key)
         if key not in SECTIONS:
-            close = difflib.get_close_matches(key.upper(), SECTIONS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ParameterFileError(
-                path, f"unknown section {key!r}{hint}; allowed: {', '.join(SECTIONS)}", json_key_line(text, key)
+            problems.append(
+                ParameterProblem(line, f"unknown section {key!r}{_close_section(key)} (allowed: {', '.join(SECTIONS)})")
             )
-        if not isinstance(section, dict):
-            raise ParameterFileError(
-                path, f"section {key} must be a JSON object of parameter names to values", json_key_line(text, key)
+            continue
+        if not isinstance(body, dict):
+            problems.append(
+                ParameterProblem(
+                    line, f"section {key} must be an object of parameter names to values, not {_json_kind(body)}"
+                )
             )
-    return data, text
+            continue
+        sections[key] = body
+        for name in body:
+            if name.startswith("-"):
+                problems.append(
+                    ParameterProblem(
+                        json_key_line(text, name) or line,
+                        f"{key}.{name}: write parameter names without leading '-'; '--' is added when they are passed",
+                    )
+                )
+    if not problems and not any(s in sections for s in ("COMMON", *CLOUD_ENVIRONMENTS)):
+        problems.append(
+            ParameterProblem(None, "no parameter sections; write COMMON and/or DEV, BETA, PROD (LOCAL optional)")
+        )
+    return ParameterFile(path, sections, tuple(problems))
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"
 
 
 def resolve_parameters(parameter_file: Path | None, env: str, storage_root: Path | None = None) -> dict[str, Any]:
@@ -114,29 +237,13 @@ def resolve_parameters(parameter_file: Path | None, env: str, storage_root: Path
     LOCAL uses the LOCAL section when there is one, else COMMON + DEV with their s3://
     values mapped under `storage_root` (required only when there is such a value). A file
     with no DEV/BETA/PROD section at all (COMMON only) serves every environment. Raises
-    ParameterFileError naming the file for bad JSON (with the line), an unknown or
-    non-object section, or a missing env section when the file has other env sections.
+    ParameterFileError naming the file (and line) for any problem of the file
+    (`read_parameter_file`: the same rules the load checks) and for a missing env section
+    when the file has other env sections.
     """
     env = env.upper()
     if env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {env!r}; allowed: {', '.join(ENVIRONMENTS)}")
     if parameter_file is None or not Path(parameter_file).is_file():
         return {}
-    path = Path(parameter_file)
-    data, _ = read_parameter_file(path)
-    common = data.get("COMMON") or {}
-    if env in data:
-        return {**common, **data[env]}
-    has_env_sections = any(section in data for section in CLOUD_ENVIRONMENTS)
-    if env == "LOCAL":
-        merged = {**common, **(data.get("DEV") or {})}
-        try:
-            return map_s3_values(merged, Path(storage_root) if storage_root else None)
-        except ValueError as exc:
-            raise ParameterFileError(path, f"LOCAL has no section and falls back to DEV: {exc}") from None
-    if not has_env_sections:
-        return dict(common)  # a COMMON-only file serves every environment
-    present = ", ".join(s for s in CLOUD_ENVIRONMENTS if s in data)
-    raise ParameterFileError(
-        path, f"no {env} section (the file has {present}): a step in {env} reads COMMON plus the {env} section", 1
-    )
+    return read_parameter_file(Path(parameter_file)).resolve(env, storage_root)

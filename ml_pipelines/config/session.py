@@ -13,7 +13,11 @@ versions and asset descriptions of the same load and `save` it at the end). It h
   is unchanged.
 
 A session treats the files as unchanging: the next load, with a new session, sees edited
-files afresh.
+files afresh. Several loads may share one session, for different environments (the CLI
+validates LOCAL, DEV, BETA and PROD with one): a key of `once` or a kind of `from_file`
+whose result depends on the environment or the pipeline variables must include them
+(`from_file` results are also kept across processes: keep those to what follows from the
+file alone).
 """
 
 from __future__ import annotations

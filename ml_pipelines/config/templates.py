@@ -23,15 +23,19 @@ time window:
 
 from __future__ import annotations
 
+import difflib
 import functools
 import operator
+import re
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ml_pipelines.config.cron import parse_cron
 from ml_pipelines.config.variables import (
     MissingVariableError,
     VariableJsonError,
@@ -49,11 +53,32 @@ MAX_EXPONENT = 1_000
 
 
 class TemplateRenderError(ValueError):
-    """A template failed to render; the message names where it came from and why."""
+    """A template failed to render; the message names where it came from and why.
 
-    def __init__(self, where: str, detail: str) -> None:
+    Structured, for callers that point at the config (`LoadedPipeline.error_for`):
+    `step` (the step name) and `key` (the templates_dict key or the SQL file name as
+    written in sql_file_names) when the caller gave them, `line` (the line inside the
+    template) when known, and `kind`: "syntax", "undefined", "variable" (a pipeline
+    variable missing or not JSON), "not_allowed" (the sandbox refused) or "error" (a
+    macro or filter raised). `multiline`: the template has several lines; the message
+    then adds the line.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        detail: str,
+        *,
+        step: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+        kind: str = "error",
+        multiline: bool = False,
+    ) -> None:
         self.where, self.detail = where, detail
-        super().__init__(f"{where}: {detail}")
+        self.step, self.key, self.line, self.kind, self.multiline = step, key, line, kind, multiline
+        suffix = f" (line {line})" if multiline and line is not None else ""
+        super().__init__(f"{where}: {detail}{suffix}")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -71,7 +96,29 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return operator.mul(left, right)
 
 
-_ENV = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined whose message names `macros.x` and `var.x` the way they are written."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        obj, name = self._undefined_obj, self._undefined_name
+        if self._undefined_hint is None and isinstance(name, str):
+            if isinstance(obj, Macros):
+                known = [n for n in dir(Macros) if not n.startswith("_")]
+                return f"macros.{name} does not exist{_did_you_mean(name, known)} (macros: {', '.join(known)})"
+            if isinstance(obj, _Var):
+                return f"var.{name} does not exist; write var.value.NAME or var.json.NAME"
+        return super()._undefined_message
+
+
+_ENV = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -199,6 +246,54 @@ def current_day(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+# As plan/windows.py (config cannot import plan): the cron behind each preset.
+_PRESET_CRONS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+SAMPLE_DAY = date(2024, 1, 1)  # the window of an unpartitioned pipeline's dry render
+_SEARCH_DAYS = 366 * 9
+
+
+@dataclass(frozen=True)
+class SampleWindow:
+    start: datetime
+    end: datetime
+
+
+def _ticks(cron: Any, day: date) -> list[datetime]:
+    if not cron.matches_day(day):
+        return []
+    return [
+        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(cron.hours) for m in sorted(cron.minutes)
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def sample_window(schedule_interval: str | None, start_date: date | None) -> SampleWindow:
+    """The window templates are dry-rendered for when configs load: the first partition
+    of a partitioned pipeline (from the first cron tick on or after start_date to the
+    next tick), else the day SAMPLE_DAY. Never depends on today's date."""
+    cron_text = _PRESET_CRONS.get(schedule_interval or "", schedule_interval)
+    if cron_text and cron_text != "@once" and start_date is not None:
+        try:
+            cron = parse_cron(cron_text)
+        except ValueError:
+            cron = None  # reported by the schema
+        if cron is not None:
+            found: list[datetime] = []
+            for offset in range(_SEARCH_DAYS):
+                found += _ticks(cron, start_date + timedelta(days=offset))
+                if len(found) >= 2:
+                    return SampleWindow(found[0], found[1])
+    start = datetime.combine(SAMPLE_DAY, time(0), tzinfo=timezone.utc)
+    return SampleWindow(start, start + timedelta(days=1))
+
+
 def template_context(
     window: TimeWindow | None,
     env: str,
@@ -247,26 +342,68 @@ def template_context(
     return context
 
 
-def render(text: str, context: Mapping[str, Any], *, where: str) -> str:
-    """Render one template; any failure raises TemplateRenderError naming `where`."""
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised at: Jinja rewrites the traceback so that
+    the template's frames carry template lines (the last such frame is the innermost)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
+
+
+def _undefined_detail(message: str, context: Mapping[str, Any]) -> str:
+    match = _UNDEFINED_NAME.match(message)
+    if match is None:
+        return f"undefined: {message}"
+    hint = _did_you_mean(match.group(1), [k for k in context if isinstance(k, str)])
+    if not hint:
+        hint = "; templates know ds, ts, data_interval_start, data_interval_end, macros, var, ENV and more"
+        if "params" in context:
+            hint += " (a SQL file also sees the step's templates_dict keys and params)"
+    return f"undefined: {message}{hint}"
+
+
+def render(
+    text: str, context: Mapping[str, Any], *, where: str, step: str | None = None, key: str | None = None
+) -> str:
+    """Render one template; any failure raises TemplateRenderError naming `where` (and
+    carrying `step`, `key`, the template line and the kind of failure)."""
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     try:
         return _compile(text).render(context)
-    except TemplateSyntaxError as exc:
-        raise TemplateRenderError(where, f"template syntax error on line {exc.lineno}: {exc.message}") from None
-    except UndefinedError as exc:
-        raise TemplateRenderError(where, f"undefined: {exc.message}") from None
-    except SecurityError as exc:
-        raise TemplateRenderError(where, f"not allowed in a template: {exc}") from None
-    except (MissingVariableError, VariableJsonError) as exc:
-        raise TemplateRenderError(where, str(exc)) from None
-    except TemplateError as exc:
-        raise TemplateRenderError(where, f"template error: {exc}") from None
-    except Exception as exc:  # a macro's error, e.g. a bad date format
-        raise TemplateRenderError(where, f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        line = exc.lineno if isinstance(exc, TemplateSyntaxError) else _template_line(exc)
+        kind, detail = _failure(exc, context)
+        raise TemplateRenderError(
+            where, detail, step=step, key=key, line=line, kind=kind, multiline="\n" in text.rstrip("\n")
+        ) from None
+
+
+def _failure(exc: Exception, context: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, detail) of a render failure (see TemplateRenderError)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return "syntax", f"template syntax error on line {exc.lineno}: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return "not_allowed", f"not allowed in a template: {exc}"
+    if isinstance(exc, UndefinedError):
+        return "undefined", _undefined_detail(exc.message or "", context)
+    if isinstance(exc, (MissingVariableError, VariableJsonError)):
+        return "variable", str(exc)
+    if isinstance(exc, TemplateError):
+        return "error", f"template error: {exc}"
+    return "error", f"{type(exc).__name__}: {exc}"  # a macro's error, e.g. a bad date format
 
 
 def render_templates_dict(templates: Mapping[str, Any], context: Mapping[str, Any], *, step: str) -> dict[str, str]:
     """Render a step's templates_dict; errors name "step <step>, templates_dict.<key>"."""
-    return {key: render(value, context, where=f"step {step}, templates_dict.{key}") for key, value in templates.items()}
+    return {
+        key: render(value, context, where=f"step {step}, templates_dict.{key}", step=step, key=key)
+        for key, value in templates.items()
+    }

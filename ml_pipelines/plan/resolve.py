@@ -264,7 +264,11 @@ def plan_sql(r: Resolver) -> SqlPlan:
         except (OSError, ValueError) as exc:
             raise PlanError(f"step {step.name} of {r.pipeline.config.pipeline_id}: cannot read {path}: {exc}") from None
         rendered.append(
-            SqlStatementFile(name=name, path=path, text=render(text, context, where=f"step {step.name}, {name}"))
+            SqlStatementFile(
+                name=name,
+                path=path,
+                text=render(text, context, where=f"step {step.name}, {name}", step=step.name, key=name),
+            )
         )
     return SqlPlan(
         run=r.run, schema=r.pipeline.config.schema_, files=tuple(rendered), connection=dict(r.pipeline.common or {})

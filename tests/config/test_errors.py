@@ -642,7 +642,6 @@ def test_parameter_file_unknown_and_missing_sections(project: FixtureProject) ->
         key=NB2,
         contains="parameters.json:3: unknown section 'PRD'; did you mean 'PROD'?",
     )
-    assert_error(loaded.errors, file=FORECAST, line=line, key=NB2, contains="has section(s) DEV but not BETA, PROD")
     assert_error(
         loaded.errors,
         file=FORECAST,

@@ -105,8 +105,10 @@ def test_bad_shapes(tmp_path):
     path = write(tmp_path, '{\n "DEV": {},\n "PROD": "x"\n}', "sec.json")
     with pytest.raises(ParameterFileError) as exc:
         resolve_parameters(path, "DEV")
-    assert exc.value.line == 3 and "PROD must be a JSON object" in str(exc.value)
-    with pytest.raises(ParameterFileError, match="did you mean PROD"):
+    assert exc.value.line == 3 and "section PROD must be an object of parameter names to values, not text" in str(
+        exc.value
+    )
+    with pytest.raises(ParameterFileError, match="did you mean 'PROD'"):
         resolve_parameters(write(tmp_path, {"DEV": {}, "Prd": {}}, "typo.json"), "DEV")
 
 

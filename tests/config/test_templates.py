@@ -142,7 +142,11 @@ def test_var_json_invalid():
 def test_strict_undefined_names_where_and_name():
     with pytest.raises(TemplateRenderError) as exc:
         render("{{ dss }}", template_context(WINDOW, "DEV", {}), where="step write_to_snowflake, templates_dict.dt")
-    assert str(exc.value) == "step write_to_snowflake, templates_dict.dt: undefined: 'dss' is undefined"
+    assert (
+        str(exc.value)
+        == "step write_to_snowflake, templates_dict.dt: undefined: 'dss' is undefined; did you mean 'ds'?"
+    )
+    assert (exc.value.step, exc.value.key, exc.value.line, exc.value.kind) == (None, None, 1, "undefined")
     with pytest.raises(TemplateRenderError, match="nope"):
         r("{{ macros.nope(ds) }}")
 
