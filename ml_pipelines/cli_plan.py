@@ -73,13 +73,6 @@ class StepPlanError(ValueError):
         super().__init__(str(error))
 
 
-def _step_error(pipeline: LoadedPipeline, step_name: str, exc: ValueError, root: Path) -> ConfigError:
-    index = next(i for i, t in enumerate(pipeline.config.tasks) if t.name == step_name)
-    return ConfigError(
-        pipeline.source, pipeline.line, f"dags.{pipeline.family}.tasks[{index}]({step_name})", str(exc), root=root
-    )
-
-
 def _pipeline(project: Project, pipeline_id: str) -> LoadedPipeline:
     for pipeline in project.pipelines:
         if pipeline.config.pipeline_id == pipeline_id:
@@ -138,7 +131,7 @@ def plan_as_dict(
                 parameters = resolver.parameters
             templates = resolver.templates
         except ValueError as exc:  # PlanError, TemplateRenderError, ParameterFileError: the user's data
-            raise StepPlanError(_step_error(pipeline, name, exc, paths.root)) from exc
+            raise StepPlanError(pipeline.error_for(name, exc)) from exc
         entry.update(
             noop=False,
             parameters=_jsonable(parameters),

@@ -60,6 +60,7 @@ from ml_pipelines.config.templates import (
     template_context,
     template_syntax_error,
 )
+from ml_pipelines.config.text import NotUtf8Error, read_text
 from ml_pipelines.config.variables import Variables, VariablesError, load_variables
 from ml_pipelines.config.yaml_loader import YamlDocument
 
@@ -91,8 +92,10 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
     import nbformat
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path, what="notebook", name=rel)
+    except NotUtf8Error as exc:
+        return [str(exc)]
+    except OSError as exc:
         return [f"notebook {rel} cannot be read: {exc}"]
     try:
         json.loads(text)
@@ -117,8 +120,10 @@ class _SqlFile:
 
 def _read_sql(path: Path, rel: str) -> _SqlFile:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path, what="SQL file", name=rel)
+    except NotUtf8Error as exc:
+        return _SqlFile(None, str(exc))
+    except OSError as exc:
         return _SqlFile(None, f"SQL file {rel} cannot be read: {exc}")
     problem = template_syntax_error(text)
     return _SqlFile(text, f"SQL file {rel}: template syntax error: {problem}" if problem else None)

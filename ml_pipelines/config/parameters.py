@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_pipelines.config.schema import CLOUD_ENVIRONMENTS, ENVIRONMENTS
+from ml_pipelines.config.text import NotUtf8Error, read_text
 
 SECTIONS = ("COMMON", *ENVIRONMENTS)
 MAX_PARAMETER_FILE_BYTES = 5_000_000
@@ -160,9 +161,9 @@ def read_parameter_file(path: Path) -> ParameterFile:
             return ParameterFile(
                 path, problems=(ParameterProblem(None, f"file larger than {MAX_PARAMETER_FILE_BYTES} bytes"),)
             )
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return ParameterFile(path, problems=(ParameterProblem(None, f"not UTF-8 text: {exc}"),))
+        text = read_text(path, what="parameter file")
+    except NotUtf8Error as exc:
+        return ParameterFile(path, problems=(ParameterProblem(exc.line, exc.detail),))
     except OSError as exc:
         return ParameterFile(path, problems=(ParameterProblem(None, f"cannot be read: {exc.strerror or exc}"),))
     duplicates: list[str] = []

@@ -41,6 +41,7 @@ from typing import Any, Mapping
 import yaml
 
 from ml_pipelines.config.schema import ENVIRONMENTS
+from ml_pipelines.config.text import NotUtf8Error, read_text
 
 VARIABLES_FILE_NAMES = ("variables.yml", "variables.yaml")
 ENV_VAR_PREFIX = "ML_PIPELINES_VAR_"
@@ -156,7 +157,10 @@ def read_variables_file(path: Path) -> dict[str, Any]:
     """The checked top-level mapping of a variables file (sections and stages)."""
     if path.stat().st_size > MAX_VARIABLES_FILE_BYTES:
         raise VariablesError(path, f"file larger than {MAX_VARIABLES_FILE_BYTES} bytes")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_text(path, what="variables file")
+    except NotUtf8Error as exc:
+        raise VariablesError(path, exc.detail, exc.line) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
