@@ -13,9 +13,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ml_pipelines.config.checks import load_env_variables
 from ml_pipelines.config.errors import ConfigError
 from ml_pipelines.config.schema import StepKind
-from ml_pipelines.config.variables import load_variables
+from ml_pipelines.config.variables import VariablesError
 from ml_pipelines.plan.model import GluePlan, NotebookPlan
 from ml_pipelines.plan.resolve import PLANNERS, Resolver, is_noop_step
 from ml_pipelines.plan.storage_layout import PlanError
@@ -102,7 +103,9 @@ def plan_as_dict(
     paths = project.paths
     day = logical_date or datetime.now(timezone.utc).date()
     window = window_for(config.schedule_interval, config.default_args.start_date, day)
-    variables = load_variables(paths.model_configs, env)
+    variables = load_env_variables(paths, env, project.session)
+    if isinstance(variables, VariablesError):
+        raise StepPlanError(ConfigError(variables.path, variables.line, "", variables.detail, root=paths.root))
     order = config.step_order()
     steps = []
     for name in order:

@@ -255,3 +255,13 @@ def test_usage_errors_exit_2() -> None:
     assert main()[0] == 2
     assert main("frobnicate")[0] == 2
     assert main("--env", "QA", "validate")[0] == 2
+
+
+def test_a_broken_variables_file_is_reported_by_validate_and_plan(project: FixtureProject) -> None:
+    project.write("model_configs/variables.yml", "COMMON:\n  CI_STAGING: [unclosed\n")
+    code, out, err = main("--project-dir", str(project.root), "validate")
+    assert code == 1
+    assert out.startswith("model_configs/variables.yml:3: ")
+    code, out, err = main("--project-dir", str(project.root), "plan", "demo_dap_testing")
+    assert code == 1 and out == "" and "internal error" not in err
+    assert err.startswith("model_configs/variables.yml:3: ")

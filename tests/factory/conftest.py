@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from dagster import instance_for_test
 
-from ml_pipelines.config.loader import load_project
-from ml_pipelines.config.variables import load_variables
-from ml_pipelines.environment import build_executor, build_resources, settings_from_env
-from ml_pipelines.factory import build_definitions
+from ml_pipelines.environment import settings_from_env
+from ml_pipelines.location import build_code_location
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_OK = REPO / "tests" / "fixtures" / "project_ok"
 
 
 def build_defs(project_dir: Path, home: Path, *, strict: bool = False):
-    settings = settings_from_env(project_dir, "LOCAL")
-    project = load_project(project_dir, env="LOCAL")
-    variables = load_variables(project.paths.model_configs, "LOCAL")
-    from dataclasses import replace
-
-    settings = replace(settings, home=home, strict=strict)
-    resources = build_resources(settings, variables.stages)
-    return build_definitions(project, settings, resources, build_executor(settings, "ml_pipelines.definitions"))
+    """The code location as definitions.py builds it, with LOCAL state under `home`."""
+    settings = replace(settings_from_env(project_dir, "LOCAL"), home=home, strict=strict)
+    return build_code_location(settings, "ml_pipelines.definitions")
 
 
 @pytest.fixture

@@ -64,3 +64,11 @@ def test_strict_mode_through_the_environment(project_copy, tmp_path, monkeypatch
     module = importlib.import_module("ml_pipelines.definitions")
     assert module.defs.get_assets_def(AssetKey(["demo_dap_testing", "write_to_snowflake_movies"]))
     sys.modules.pop("ml_pipelines.definitions", None)
+
+
+def test_a_broken_variables_file_is_a_failing_asset_and_the_pipelines_load(project_copy, tmp_path):
+    (project_copy / "model_configs" / "variables.yml").write_text("COMMON:\n  CI_STAGING: [unclosed\n")
+    defs = build_defs(project_copy, tmp_path / "home")
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert AssetKey([BROKEN_GROUP, "model_configs_variables_yml"]) in keys
+    assert AssetKey(["demo_dap_testing", "write_to_snowflake_movies"]) in keys

@@ -1,0 +1,32 @@
+"""The code location of one project, built as every Dagster process builds it.
+
+`definitions.py` calls this with the settings of the process's environment; tests call it
+with their own. One path: load (through the load cache), variables, resources, executor.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from ml_pipelines.config.checks import load_env_variables
+from ml_pipelines.config.load_store import LoadStore
+from ml_pipelines.config.loader import load_project
+from ml_pipelines.config.session import LoadSession
+from ml_pipelines.config.variables import VariablesError
+from ml_pipelines.environment import Settings, build_executor, build_resources
+from ml_pipelines.factory import build_definitions
+
+
+def build_code_location(settings: Settings, module: str) -> Definitions:
+    """The Definitions of `settings.project_dir` in `settings.env`; `module` is the module
+    that serves them (its step processes preload it, see `environment.build_executor`)."""
+    # Every Dagster process loads the code location: reuse what earlier loads worked out
+    # from unchanged files (the load cache, see config/load_store.py).
+    session = LoadSession(LoadStore.for_project(settings.home / "cache", settings.project_dir))
+    project = load_project(settings.project_dir, env=settings.env, session=session)
+    # A broken variables.yml is a config error of the load (its own broken-config asset).
+    variables = load_env_variables(project.paths, settings.env, session)
+    stages = {} if isinstance(variables, VariablesError) else variables.stages
+    defs = build_definitions(project, settings, build_resources(settings, stages), build_executor(settings, module))
+    session.save()
+    return defs
