@@ -222,7 +222,8 @@ def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
 
 
 def test_the_code_location_writes_its_cache_and_then_only_reads_it(tmp_path, monkeypatch):
-    from ml_pipelines import definitions
+    from ml_pipelines.environment import settings_from_env
+    from ml_pipelines.location import build_code_location
 
     repo = Path(__file__).resolve().parents[2]
     root = tmp_path / "project"
@@ -232,10 +233,10 @@ def test_the_code_location_writes_its_cache_and_then_only_reads_it(tmp_path, mon
     monkeypatch.setenv("ML_PIPELINES_PROJECT_DIR", str(root))
     monkeypatch.setenv("ML_PIPELINES_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ML_PIPELINES_ENV", "LOCAL")
-    first = definitions.build_code_location()
+    first = build_code_location(settings_from_env(), "ml_pipelines.definitions")
     (cache,) = (tmp_path / "home" / "cache").glob("load-*.pickle")
     written = cache.stat().st_mtime_ns
-    second = definitions.build_code_location()
+    second = build_code_location(settings_from_env(), "ml_pipelines.definitions")
     assert cache.stat().st_mtime_ns == written  # every result reused, nothing new to write
     graph = second.resolve_asset_graph()
     assert graph.get_all_asset_keys() == first.resolve_asset_graph().get_all_asset_keys()
