@@ -5,6 +5,11 @@ step, a step whose upstream failed is not run, and independent steps run at the 
 (the environment's executor sets how many). Ops are built directly rather than through
 `@asset`: what the decorator builds, without its per-call introspection (load time, see
 docs/architecture.md).
+
+`depends_on_past` follows Airflow: a step's partition runs when the latest earlier partition of
+the same step that a run ever tried succeeded in its latest try, or when none was tried; it
+waits while that try is queued or running and fails, not retried, when it failed
+(`wait_for_previous_partition`). Which failures are retried: see `ml_pipelines.steps`.
 """
 
 from __future__ import annotations
@@ -199,14 +204,15 @@ def previous_attempt(
     materialized = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
     limit = datetime.strptime(partition, partitions_def.fmt)
     starts = _partition_starts(planned.keys() | materialized.keys(), partitions_def)
-    earlier = [(start, partition) for partition, start in starts.items() if start < limit]
+    earlier = [(start, candidate) for candidate, start in starts.items() if start < limit]
     if not earlier:
         return None
     _, partition = max(earlier)
     if materialized.get(partition, -1) > planned.get(partition, -1):
         return PastAttempt(partition, SUCCEEDED)
     info = instance.get_latest_planned_materialization_info(key, partition)
-    assert info is not None  # its planned event is the latest event of the partition
+    if info is None:  # the asset's history was wiped meanwhile
+        return None
     record = instance.get_run_record_by_id(info.run_id)
     if record is not None and not record.dagster_run.is_finished:
         return PastAttempt(partition, RUNNING, info.run_id, record.dagster_run.status.value)

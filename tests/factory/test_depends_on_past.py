@@ -274,7 +274,7 @@ def test_previous_attempt_reads_planned_and_materialized_events(project, control
     )
     assert previous_attempt(instance, GATE, partitions_def, "2024-01-02") is None  # earlier only
     # a run of an earlier partition created but not started yet counts as in progress
-    job = defs.get_implicit_global_asset_job_def()
+    job = defs.resolve_implicit_global_asset_job_def()
     queued = instance.create_run_for_job(
         job, asset_selection=frozenset({GATE}), tags={"dagster/partition": "2024-01-02"}
     )
