@@ -14,7 +14,15 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterRunStatus, build_schedule_context, materialize
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterEvent,
+    DagsterEventType,
+    DagsterRunStatus,
+    build_schedule_context,
+    materialize,
+)
 
 from ml_pipelines.factory import assets as factory_assets
 from ml_pipelines.factory.assets import PIPELINE_TAG, previous_attempt
@@ -211,51 +219,50 @@ def _wait_for(predicate, timeout: float = 30.0):
 
 
 @pytest.mark.parametrize("outcome", ["success", "failure"])
-def test_waits_while_the_previous_run_is_in_progress(project, control, instance, monkeypatch, outcome):
+def test_waits_while_the_previous_run_is_queued_or_in_progress(project, control, instance, monkeypatch, outcome):
+    """The previous partition's run is a real run of the job (created, so queued with its planned
+    event) moved through its states from another thread; this partition's run executes for real.
+    (Two in-process runs in threads can deadlock in Dagster's logging set-up, hence not two runs.)"""
     defs, _ = project
-    monkeypatch.setattr(factory_assets, "PAST_RUN_POLL_SECONDS", 0.1)
-    hold = control / "hold-2024-01-04"
-    hold.touch()
-    results = {}
-
-    def run(partition):
-        results[partition] = _run(defs, instance, partition)
-
-    first = threading.Thread(target=run, args=("2024-01-04",))
-    first.start()
-    first_run = _wait_for(lambda: instance.get_runs())[0]
-    # the gate of 01-04 is running (blocked on its hold file)
-    _wait_for(
-        lambda: any(
-            "gate" in (e.user_message or "") and "Running" in e.user_message
-            for e in instance.all_logs(first_run.run_id)
-        )
+    monkeypatch.setattr(factory_assets, "PAST_RUN_POLL_SECONDS", 0.05)
+    job = defs.resolve_implicit_global_asset_job_def()
+    previous = instance.create_run_for_job(
+        job, asset_selection=frozenset({GATE}), tags={"dagster/partition": "2024-01-04"}
     )
-    second = threading.Thread(target=run, args=("2024-01-05",))
-    second.start()
-    second_run = _wait_for(lambda: [r for r in instance.get_runs() if r.run_id != first_run.run_id])[0]
 
-    def waiting() -> bool:
+    def waiting(status: str) -> bool:
         return any(
-            f"depends_on_past: waiting for run {first_run.run_id}" in (e.user_message or "")
-            for e in instance.all_logs(second_run.run_id)
+            f"depends_on_past: waiting for run {previous.run_id} ({status}) of {GATE.to_user_string()} "
+            "partition 2024-01-04" in (e.user_message or "")
+            for run in instance.get_runs()
+            if run.run_id != previous.run_id
+            for e in instance.all_logs(run.run_id)
         )
 
-    _wait_for(waiting)
-    assert instance.get_run_by_id(first_run.run_id).status == DagsterRunStatus.STARTED
-    if outcome == "failure":
-        (control / "fail-2024-01-04").touch()
-    hold.unlink()
-    first.join(60)
-    second.join(60)
-    assert results["2024-01-04"].success is (outcome == "success")
+    def previous_run_goes_on() -> None:
+        _wait_for(lambda: waiting("NOT_STARTED"))
+        instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_START.value, job.name), previous.run_id)
+        _wait_for(lambda: waiting("STARTED"))  # a status change is logged
+        if outcome == "success":
+            instance.report_runless_asset_event(AssetMaterialization(GATE, partition="2024-01-04"))
+            instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_SUCCESS.value, job.name), previous.run_id)
+        else:
+            instance.report_run_failed(instance.get_run_by_id(previous.run_id))
+
+    mover = threading.Thread(target=previous_run_goes_on)
+    mover.start()
+    result = _run(defs, instance, "2024-01-05", keys=[GATE])
+    mover.join(30)
+    assert not mover.is_alive()
+    assert instance.get_run_by_id(previous.run_id).status == (
+        DagsterRunStatus.SUCCESS if outcome == "success" else DagsterRunStatus.FAILURE
+    )
     if outcome == "success":
-        assert results["2024-01-05"].success
+        assert result.success
     else:
-        held = results["2024-01-05"]
-        assert not held.success
-        assert "(partition 2024-01-04, run " in _failure(held, GATE_STEP)
-        assert "STEP_UP_FOR_RETRY" not in _events(held, GATE_STEP)
+        assert not result.success
+        assert f"(partition 2024-01-04, run {previous.run_id}) failed" in _failure(result, GATE_STEP)
+        assert "STEP_UP_FOR_RETRY" not in _events(result, GATE_STEP)
 
 
 def test_previous_attempt_reads_planned_and_materialized_events(project, control, instance):
