@@ -5,10 +5,18 @@ step, a step whose upstream failed is not run, and independent steps run at the 
 (the environment's executor sets how many). Ops are built directly rather than through
 `@asset`: what the decorator builds, without its per-call introspection (load time, see
 docs/architecture.md).
+
+`depends_on_past` follows Airflow: a step's partition runs when the latest earlier partition of
+the same step that a run ever tried succeeded in its latest try, or when none was tried; it
+waits while that try is queued or running and fails, not retried, when it failed
+(`wait_for_previous_partition`). Which failures are retried: see `ml_pipelines.steps`.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -17,7 +25,8 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
-    Backoff,
+    DagsterEventType,
+    DagsterInstance,
     Failure,
     In,
     MaterializeResult,
@@ -26,6 +35,7 @@ from dagster import (
     Out,
     RetryPolicy,
     TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
 )
 
 from ml_pipelines.config.loader import LoadedPipeline
@@ -35,7 +45,7 @@ from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import pipeline_partitions
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
-from ml_pipelines.steps import StepFailed
+from ml_pipelines.steps import StepFailed, StepPreconditionFailed
 from ml_pipelines.steps.registry import spec_of
 
 if TYPE_CHECKING:
@@ -75,7 +85,7 @@ def _retry_policy(pipeline: LoadedPipeline) -> RetryPolicy | None:
     args = pipeline.config.default_args
     if not args.retries:
         return None
-    return RetryPolicy(max_retries=args.retries, delay=args.retry_delay * 60, backoff=Backoff.LINEAR)
+    return RetryPolicy(max_retries=args.retries, delay=args.retry_delay * 60)  # constant, as Airflow by default
 
 
 def pipeline_definitions(
@@ -152,19 +162,124 @@ def _window(context: AssetExecutionContext) -> TimeWindow | None:
     return TimeWindow(start=window.start, end=window.end)
 
 
-def _check_previous_partition(context: AssetExecutionContext, key: AssetKey) -> None:
-    """depends_on_past: a partition runs only after its own previous partition succeeded."""
+@dataclass(frozen=True)
+class PastAttempt:
+    """The latest attempt of the latest earlier partition of an asset that was ever attempted."""
+
+    partition: str
+    outcome: str  # SUCCEEDED, FAILED or RUNNING
+    run_id: str | None = None
+    status: str | None = None  # the run's status when not SUCCEEDED
+
+
+SUCCEEDED, FAILED, RUNNING = "succeeded", "failed", "running"
+PAST_RUN_POLL_SECONDS = 15.0  # how often a held step looks at the previous partition's run
+PAST_RUN_LOG_SECONDS = 120.0  # and how often it says so in the log (also on a status change)
+
+
+def _partition_starts(keys, partitions_def: TimeWindowPartitionsDefinition) -> dict[str, datetime]:
+    """Partition key -> the time it names (its window may start later in the day, e.g. at a
+    06:00 cron: compare keys parsed alike); keys of another format are left out."""
+    starts = {}
+    for key in keys:
+        try:
+            starts[key] = datetime.strptime(key, partitions_def.fmt)
+        except ValueError:
+            continue
+    return starts
+
+
+def previous_attempt(
+    instance: DagsterInstance, key: AssetKey, partitions_def: TimeWindowPartitionsDefinition, partition: str
+) -> PastAttempt | None:
+    """Airflow's depends_on_past, on Dagster's event log: the latest partition of `key` earlier than
+    `partition` that a run planned (ASSET_MATERIALIZATION_PLANNED) or that was materialized, and how its
+    latest attempt went. None when no earlier partition was ever attempted.
+
+    Two grouped queries (latest event id per partition) whatever the number of partitions; the run
+    of a latest attempt without a materialization is then looked up by id.
+    """
+    planned = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    materialized = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION)
+    limit = datetime.strptime(partition, partitions_def.fmt)
+    starts = _partition_starts(planned.keys() | materialized.keys(), partitions_def)
+    earlier = [(start, candidate) for candidate, start in starts.items() if start < limit]
+    if not earlier:
+        return None
+    _, partition = max(earlier)
+    if materialized.get(partition, -1) > planned.get(partition, -1):
+        return PastAttempt(partition, SUCCEEDED)
+    info = instance.get_latest_planned_materialization_info(key, partition)
+    if info is None:  # the asset's history was wiped meanwhile
+        return None
+    record = instance.get_run_record_by_id(info.run_id)
+    if record is not None and not record.dagster_run.is_finished:
+        return PastAttempt(partition, RUNNING, info.run_id, record.dagster_run.status.value)
+    # The run is over: read the partition's materialization again (it may have landed meanwhile).
+    latest = instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION, {partition})
+    if latest.get(partition, -1) > info.storage_id:
+        return PastAttempt(partition, SUCCEEDED)
+    status = record.dagster_run.status.value if record is not None else "DELETED"
+    return PastAttempt(partition, FAILED, info.run_id, status)
+
+
+def _outcome_text(attempt: PastAttempt) -> str:
+    if attempt.status == "SUCCESS":
+        return "ended without materializing it (an upstream step failed or was not run)"
+    if attempt.status == "CANCELED":
+        return "was canceled"
+    if attempt.status == "DELETED":
+        return "was deleted before it materialized it"
+    return "failed"
+
+
+def wait_for_previous_partition(
+    context: AssetExecutionContext,
+    key: AssetKey,
+    poll_seconds: float | None = None,
+    log_seconds: float | None = None,
+) -> PastAttempt | None:
+    """depends_on_past: return when this partition may run; raise a non-retryable Failure when the
+    previous attempted partition's latest attempt failed. While that attempt is queued or running,
+    wait for it (as Airflow's scheduler does), logging what the step waits for."""
+    poll = PAST_RUN_POLL_SECONDS if poll_seconds is None else poll_seconds
+    every = PAST_RUN_LOG_SECONDS if log_seconds is None else log_seconds
     partitions_def = context.assets_def.partitions_def
-    if context.partition_key == partitions_def.get_first_partition_key():
-        return
-    start = context.partition_time_window.start
-    previous = partitions_def.get_partition_key_for_timestamp(start.timestamp(), end_closed=True)
-    done = context.instance.get_materialized_partitions(key)
-    if previous not in done:
+    # the first partition of the run (a backfill may run a range in one run)
+    first = context.partition_key_range.start
+    instance = context.instance
+    name = key.to_user_string()
+    attempt = previous_attempt(instance, key, partitions_def, first)
+    started = time.monotonic()
+    logged: tuple[str | None, float] | None = None
+    while attempt is not None and attempt.outcome == RUNNING:
+        now = time.monotonic()
+        if logged is None or logged[0] != attempt.status or now - logged[1] >= every:
+            context.log.info(
+                f"depends_on_past: waiting for run {attempt.run_id} ({attempt.status}) of {name} "
+                f"partition {attempt.partition} to finish; waited {now - started:.0f}s"
+            )
+            logged = (attempt.status, now)
+        time.sleep(poll)
+        record = instance.get_run_record_by_id(attempt.run_id)
+        if record is None or record.dagster_run.is_finished:
+            attempt = previous_attempt(instance, key, partitions_def, first)
+        else:
+            attempt = replace(attempt, status=record.dagster_run.status.value)
+    if attempt is None:
+        context.log.info(f"depends_on_past: no earlier partition of {name} was ever run; this one runs")
+    elif attempt.outcome == SUCCEEDED:
+        context.log.info(f"depends_on_past: the previous run of {name} (partition {attempt.partition}) succeeded")
+    else:
         raise Failure(
-            f"{key.to_user_string()}: depends_on_past is set and the previous partition {previous} "
-            f"has not been materialized; run {previous} first"
+            description=(
+                f"depends_on_past: the previous run of {name} (partition {attempt.partition}, "
+                f"run {attempt.run_id}) {_outcome_text(attempt)}; rerun {attempt.partition} "
+                "successfully, then rerun this partition"
+            ),
+            allow_retries=False,
         )
+    return attempt
 
 
 def _tag_run_with_pipeline(context: AssetExecutionContext, pipeline_id: str) -> None:
@@ -185,7 +300,7 @@ def run_step(
     _tag_run_with_pipeline(context, config.pipeline_id)
     window = _window(context)
     if config.default_args.depends_on_past and window is not None:
-        _check_previous_partition(context, key)
+        wait_for_previous_partition(context, key)
     if is_noop_step(pipeline, name):
         context.log.info(f"{name}: notebook_name is empty; nothing to run")
         return MaterializeResult(asset_key=key, metadata={"noop": True})
@@ -199,13 +314,15 @@ def run_step(
             variables=load_variables(settings.paths.model_configs, settings.env),
             storage_root=settings.storage_root,
         )
-    except ValueError as exc:  # templates, parameters, variables: the user's data
-        raise Failure(description=f"step {name}: {exc}") from exc
+    except ValueError as exc:  # templates, parameters, variables: the user's data; retrying cannot help
+        raise Failure(description=str(pipeline.error_for(name, exc)), allow_retries=False) from exc
     spec = spec_of(step)
     backend = getattr(context.resources, spec.resource_key)
     context.log.info(f"{name}: running on {type(backend).__name__}")
     try:
         outcome = spec.run(backend, context, plan)
+    except StepPreconditionFailed as exc:
+        raise Failure(description=f"step {name} cannot run: {exc}", allow_retries=False) from exc
     except StepFailed as exc:
         raise Failure(description=f"step {name} failed: {exc}") from exc
     return MaterializeResult(asset_key=key, metadata=outcome.metadata)

@@ -27,7 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from ml_pipelines.steps import StepFailed
+from ml_pipelines.steps import StepFailed, StepPreconditionFailed
 
 # Kernels LOCAL can honour: the product's own Python. Others need their own base image.
 LOCAL_KERNELS: tuple[str, ...] = ("python3",)
@@ -78,7 +78,7 @@ def _has_requirements(text: str) -> bool:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    """Run a build command; on failure raise StepFailed with the tail of its output."""
+    """Run a build command; on failure raise StepFailed (retried: pip may hit the network) with its output's tail."""
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-_PIP_TAIL_LINES:])
@@ -134,12 +134,12 @@ def _build(
 def ensure_python_env(home: Path, kernel: str, requirements_file: Path | None, log: logging.Logger | Any) -> PythonEnv:
     """Return the env for (kernel, requirements), building it only when none is ready."""
     if kernel not in LOCAL_KERNELS:
-        raise StepFailed(
+        raise StepPreconditionFailed(
             f"kernel {kernel!r} cannot run in LOCAL; LOCAL kernels: {', '.join(LOCAL_KERNELS)}. "
             "Use a cloud environment (DEV/BETA/PROD) for other kernels."
         )
     if requirements_file is not None and not Path(requirements_file).is_file():
-        raise StepFailed(f"requirements file not found: {requirements_file}")
+        raise StepPreconditionFailed(f"requirements file not found: {requirements_file}")
     req_bytes = Path(requirements_file).read_bytes() if requirements_file is not None else b""
     content_hash = env_content_hash(kernel, req_bytes)
     kernel_name = _kernel_name(kernel, content_hash)

@@ -25,7 +25,7 @@ from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, pipes_command
 from ml_pipelines.local.storage import LocalStorage, join_uri, local_to_s3
 from ml_pipelines.plan.model import GluePlan
-from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome
+from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
 STORAGE_ROOT_ENV = "ML_PIPELINES_STORAGE_ROOT"  # read by the awsglue compatibility package
 _ERROR_LINES = 40
@@ -87,6 +87,16 @@ def error_excerpt(stderr: list[str], limit: int = _ERROR_LINES) -> str:
     return "\n".join(lines[-limit:])
 
 
+def unsupported_in_local(stderr: list[str]) -> bool:
+    """Whether the script's last traceback ends in awsglue's UnsupportedInLocal (or a subclass)."""
+    starts = [i for i, line in enumerate(stderr) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return False
+    # the exception line: the first one after the header that is not an indented frame line
+    exception = next((line for line in stderr[starts[-1] + 1 :] if line and not line[0].isspace()), "")
+    return exception.startswith(("awsglue.UnsupportedInLocal", "UnsupportedInLocal"))
+
+
 class LocalGlue(GlueBackend):
     """Runs a Glue PySpark script on this machine's Spark."""
 
@@ -130,7 +140,7 @@ class LocalGlue(GlueBackend):
         start = time.monotonic()
         for path in (plan.script, *plan.jars, *plan.py_files):
             if not path.is_file():
-                raise StepFailed(f"Glue job {plan.job_name}: file not found: {path}")
+                raise StepPreconditionFailed(f"Glue job {plan.job_name}: file not found: {path}")
         uploaded = self._upload(plan)
         env = ensure_python_env(Path(self.home), "python3", plan.requirements_file, context.log)
         arguments = glue_arguments(plan)
@@ -149,7 +159,9 @@ class LocalGlue(GlueBackend):
             run = self.pipes.run_captured(context=context, command=command, env=extra_env, cwd=cwd, tail_lines=200)
         duration = round(time.monotonic() - start, 3)
         if run.returncode != 0:
-            raise StepFailed(
+            # a Glue API the LOCAL awsglue module lacks fails every attempt the same way
+            failed = StepPreconditionFailed if unsupported_in_local(run.stderr_tail) else StepFailed
+            raise failed(
                 f"Glue job {plan.job_name} ({plan.script.name}) failed with exit code {run.returncode} "
                 f"after {duration}s:\n{error_excerpt(run.stderr_tail)}"
             )

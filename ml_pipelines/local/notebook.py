@@ -33,7 +33,7 @@ from pydantic import Field
 from ml_pipelines.local.envs import PythonEnv, ensure_python_env
 from ml_pipelines.local.storage import LocalStorage, join_uri
 from ml_pipelines.plan.model import NotebookPlan
-from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome
+from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -106,6 +106,9 @@ class LocalNotebooks(NotebookBackend):
 
     def run(self, context: Any, plan: NotebookPlan) -> StepOutcome:
         start = time.monotonic()
+        for path in (plan.notebook, plan.parameter_file):
+            if path is not None and not path.is_file():
+                raise StepPreconditionFailed(f"Notebook step {plan.run.step_name}: file not found: {path}")
         env = ensure_python_env(Path(self.home), plan.image.kernel, plan.image.requirements_file, context.log)
         storage = self.storage
         input_notebook, lib_local = self._place_inputs(storage, plan)

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.plan.model import PythonScriptPlan
-from ml_pipelines.steps import PythonScriptBackend, StepFailed, StepOutcome
+from ml_pipelines.steps import PythonScriptBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
 TAIL_LINES = 30
 
@@ -123,6 +123,8 @@ class LocalPythonScripts(PythonScriptBackend):
 
     def run(self, context: Any, plan: PythonScriptPlan) -> StepOutcome:
         start = time.monotonic()
+        if not plan.script.is_file():
+            raise StepPreconditionFailed(f"script not found: {plan.script}")
         env = ensure_python_env(Path(self.home), "python3", plan.requirements_file, context.log)
         extra_env = {"PYTHONUNBUFFERED": "1"}
         if plan.lib_dir is not None:

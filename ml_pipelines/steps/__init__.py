@@ -6,6 +6,14 @@ The factory calls these through `registry.py`; LOCAL and AWS backends implement 
 return a `StepOutcome` whose metadata the factory attaches to the materialization.
 A backend signals failure by raising `StepFailed` (or any exception) with a message a
 data scientist can act on.
+
+Retries (the pipeline's `retries`, a RetryPolicy on every step's op) are for failures that
+another attempt might not hit: a failing notebook cell, a script's non-zero exit, a failed
+SQL statement, a failed remote job, an env build (pip) that fails. A failure that retrying
+cannot fix is raised as `StepPreconditionFailed`: a missing input file, a kernel LOCAL cannot
+run, a requirements file that does not exist, an awsglue call LOCAL Glue does not support.
+The factory turns it, a plan error (templates, parameter files, variables: ValueError) and a
+depends_on_past hold into `Failure(allow_retries=False)`: the step fails at once.
 """
 
 from __future__ import annotations
@@ -26,7 +34,11 @@ from ml_pipelines.plan.model import (
 
 
 class StepFailed(Exception):
-    """A step ran and failed; the message is what the user reads in the Dagster log."""
+    """A step ran and failed; the message is what the user reads in the Dagster log. Retried."""
+
+
+class StepPreconditionFailed(StepFailed):
+    """The step cannot succeed until its configuration or files change: never retried."""
 
 
 @dataclass

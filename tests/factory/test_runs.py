@@ -1,4 +1,4 @@
-"""Schedules, catchup, depends_on_past, retries, concurrency tags and run-time templates."""
+"""Schedules, catchup, retries, concurrency tags and run-time templates."""
 
 from __future__ import annotations
 
@@ -67,21 +67,6 @@ def test_no_catchup_requests_only_the_latest(tmp_path, instance):
     defs = build_defs(write_tiny_project(tmp_path / "p", catchup=False), tmp_path / "home")
     later = datetime(2024, 3, 1, 6, 0, tzinfo=timezone.utc)
     assert [r.partition_key for r in _tick(defs, instance, later)] == ["2024-02-29"]
-
-
-def test_depends_on_past_orders_partitions(tmp_path, instance):
-    defs = build_defs(write_tiny_project(tmp_path / "p", depends_on_past=True), tmp_path / "home")
-    graph = defs.resolve_asset_graph()
-    assert KEY in graph.get(KEY).parent_keys  # self-dependency on the previous partition
-
-    early = _materialize(defs, instance, "2024-01-02", raise_on_error=False)
-    assert not early.success
-    failure = early.get_step_failure_events()[0].step_failure_data.error
-    assert "depends_on_past" in failure.message and "2024-01-01" in failure.message
-
-    assert _materialize(defs, instance, "2024-01-01").success
-    assert _materialize(defs, instance, "2024-01-02").success
-    assert instance.get_materialized_partitions(KEY) == {"2024-01-01", "2024-01-02"}
 
 
 def test_undefined_template_name_fails_the_step_naming_step_and_key(tmp_path, instance):

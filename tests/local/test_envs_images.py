@@ -79,7 +79,7 @@ def test_unknown_kernel_fails_with_local_kernels(tmp_path: Path, instance: Dagst
     result = run_step(backend, lambda b, ctx: b.build(ctx, image_plan(kernel="tensorflow_p36")), instance)
     assert not result.success
     text = failure_text(result)
-    assert "StepFailed" in text and "'tensorflow_p36'" in text
+    assert "StepPreconditionFailed" in text and "'tensorflow_p36'" in text  # not retried
     assert all(k in text for k in LOCAL_KERNELS)
 
 

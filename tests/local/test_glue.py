@@ -129,6 +129,7 @@ def test_unsupported_glue_call_fails_with_clear_message(backend: LocalGlue, inst
         "UnsupportedInLocalAttribute: GlueContext.create_dynamic_frame.from_catalog is not supported in LOCAL" in text
     )
     assert "implements only this subset" in text
+    assert "StepPreconditionFailed" in text  # every attempt would fail the same way: not retried
 
 
 def test_missing_glue_argument_fails_before_spark(backend: LocalGlue, instance: DagsterInstance) -> None:
