@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from typing import TYPE_CHECKING, Sequence, TextIO
@@ -124,7 +125,8 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     n_files = len(first.config_files)
     scope = f"env {envs[0]}" if len(envs) == 1 else f"envs {'/'.join(envs)}"
     summary = (
-        f"{_plural(len(valid), 'pipeline')} valid in {_plural(n_files, 'config file')} "
+        f"{_plural(len(valid), 'pipeline')} valid{' in every environment' if len(envs) > 1 else ''} "
+        f"in {_plural(n_files, 'config file')} "
         f"({scope}, project {first.paths.root})"
     )
     if errors:
@@ -206,6 +208,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except KeyboardInterrupt:
         print("ml-pipelines: interrupted", file=err)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as a killed pipe does
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error when Python flushes at exit
+        return 141
     except Exception as exc:  # never a traceback
         text = " ".join(str(exc).split())[:300]
         print(f"ml-pipelines: internal error: {type(exc).__name__}: {text}", file=err)

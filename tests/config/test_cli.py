@@ -40,7 +40,9 @@ def test_validate_clean_project_exits_0() -> None:
     result = run("--project-dir", str(PROJECT_OK), "validate")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert result.stderr.startswith("OK: 2 pipelines valid in 2 config files (envs LOCAL/DEV/BETA/PROD")
+    assert result.stderr.startswith(
+        "OK: 2 pipelines valid in every environment in 2 config files (envs LOCAL/DEV/BETA/PROD"
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -265,3 +267,15 @@ def test_a_broken_variables_file_is_reported_by_validate_and_plan(project: Fixtu
     code, out, err = main("--project-dir", str(project.root), "plan", "demo_dap_testing")
     assert code == 1 and out == "" and "internal error" not in err
     assert err.startswith("model_configs/variables.yml:3: ")
+
+
+def test_a_closed_pipe_is_not_an_internal_error() -> None:
+    """`ml-pipelines plan ... | head -1`: the reader goes away; no error line, exit 141 as a killed pipe."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    err = io.StringIO()
+    code = cli.main(["--project-dir", str(PROJECT_OK), "list"], out=ClosedPipe(), err=err)
+    assert code == 141 and err.getvalue() == ""
