@@ -46,6 +46,7 @@ from ml_pipelines.factory.partitions import pipeline_partitions
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
 from ml_pipelines.steps import StepFailed, StepPreconditionFailed
+from ml_pipelines.steps.redact import Redactor
 from ml_pipelines.steps.registry import spec_of
 
 if TYPE_CHECKING:
@@ -288,11 +289,50 @@ def _tag_run_with_pipeline(context: AssetExecutionContext, pipeline_id: str) -> 
         context.instance.add_run_tags(context.run.run_id, {PIPELINE_TAG: pipeline_id})
 
 
+def _plan_and_redactor(pipeline: LoadedPipeline, name: str, settings: Settings, window: TimeWindow | None):
+    """The step's plan (as `plan.resolve.plan_step` builds it) and the Redactor of its secrets.
+
+    A plan error (templates, parameters, variables: the user's data) is a Failure not retried,
+    masked with the secrets known by then."""
+    from ml_pipelines.config.variables import load_variables
+    from ml_pipelines.plan.resolve import PLANNERS, Resolver
+
+    step = pipeline.config.step(name)
+    variables = None
+    try:
+        variables = load_variables(settings.paths.model_configs, settings.env)
+        resolver = Resolver(
+            pipeline,
+            step,
+            settings.env,
+            window,
+            paths=settings.paths,
+            variables=variables,
+            storage_root=settings.storage_root,
+        )
+        plan = PLANNERS[step.kind](resolver)
+    except ValueError as exc:
+        redactor = Redactor.for_step(variables.values if variables is not None else {})
+        description = redactor.mask(str(pipeline.error_for(name, exc)))
+        raise Failure(description=description, allow_retries=False) from _masked_cause(redactor, exc)
+    try:
+        parameters = resolver.parameters  # already resolved, except for kinds whose plan does not use them
+    except ValueError:  # unused by this kind's plan, so in nothing the step records
+        parameters = {}
+    return plan, Redactor.for_step(variables.values, parameters)
+
+
+def _masked_cause(redactor: Redactor, exc: BaseException) -> BaseException | None:
+    """`exc` masked, to chain a Failure from; None (no cause) when its text cannot be masked."""
+    return exc if redactor.mask_exception(exc) else None
+
+
 def run_step(
     context: AssetExecutionContext, pipeline: LoadedPipeline, name: str, settings: Settings
 ) -> MaterializeResult:
-    from ml_pipelines.config.variables import load_variables
-    from ml_pipelines.plan.resolve import is_noop_step, plan_step
+    """Plan the step for the run's window and run it on its backend; the step's secrets (see
+    `steps.redact`) are masked in its log records, its materialization metadata and its failure."""
+    from ml_pipelines.plan.resolve import is_noop_step
 
     config = pipeline.config
     step = config.step(name)
@@ -304,25 +344,21 @@ def run_step(
     if is_noop_step(pipeline, name):
         context.log.info(f"{name}: notebook_name is empty; nothing to run")
         return MaterializeResult(asset_key=key, metadata={"noop": True})
-    try:
-        plan = plan_step(
-            pipeline,
-            name,
-            settings.env,
-            window,
-            paths=settings.paths,
-            variables=load_variables(settings.paths.model_configs, settings.env),
-            storage_root=settings.storage_root,
-        )
-    except ValueError as exc:  # templates, parameters, variables: the user's data; retrying cannot help
-        raise Failure(description=str(pipeline.error_for(name, exc)), allow_retries=False) from exc
+    plan, redactor = _plan_and_redactor(pipeline, name, settings, window)
     spec = spec_of(step)
     backend = getattr(context.resources, spec.resource_key)
-    context.log.info(f"{name}: running on {type(backend).__name__}")
-    try:
-        outcome = spec.run(backend, context, plan)
-    except StepPreconditionFailed as exc:
-        raise Failure(description=f"step {name} cannot run: {exc}", allow_retries=False) from exc
-    except StepFailed as exc:
-        raise Failure(description=f"step {name} failed: {exc}") from exc
-    return MaterializeResult(asset_key=key, metadata=outcome.metadata)
+    with redactor.masking_logs(context.log):
+        context.log.info(f"{name}: running on {type(backend).__name__}")
+        try:
+            outcome = spec.run(backend, context, plan)
+        except StepPreconditionFailed as exc:
+            description = redactor.mask(f"step {name} cannot run: {exc}")
+            raise Failure(description=description, allow_retries=False) from _masked_cause(redactor, exc)
+        except StepFailed as exc:
+            raise Failure(description=redactor.mask(f"step {name} failed: {exc}")) from _masked_cause(redactor, exc)
+        except Exception as exc:
+            if redactor.mask_exception(exc):
+                raise
+            description = redactor.mask(f"step {name} failed: {type(exc).__name__}: {exc}")
+            raise Failure(description=description) from None
+    return MaterializeResult(asset_key=key, metadata=redactor.mask_value(outcome.metadata))
