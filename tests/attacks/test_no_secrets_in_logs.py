@@ -208,3 +208,28 @@ def test_short_values_are_left_alone_and_a_cut_secret_is_masked():
     # the SQL step shortens long statements with "...": the start of a secret is masked too
     assert redactor.mask(f"SELECT '{API_TOKEN[:9]}...") == f"SELECT '{MASK}..."
     assert redactor.mask(f'{{"token": {json.dumps(API_TOKEN)}}}') == f'{{"token": "{MASK}"}}'
+
+
+class _OpaqueError(Exception):
+    """An exception whose text is computed from something that is not a text attribute."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def __str__(self) -> str:
+        return self.raw.decode()
+
+
+def test_exceptions_are_masked_in_place_along_their_chain_or_reported_unmaskable():
+    redactor = Redactor.for_step({}, {"api_token": API_TOKEN}, environ={})
+    try:
+        try:
+            raise KeyError(API_TOKEN)
+        except KeyError as inner:
+            raise RuntimeError(f"lookup of {API_TOKEN} failed") from inner
+    except RuntimeError as exc:
+        outer = exc
+    assert redactor.mask_exception(outer)
+    assert str(outer) == f"lookup of {MASK} failed" and str(outer.__cause__) == repr(MASK)
+    assert not redactor.mask_exception(_OpaqueError(f"token {API_TOKEN}".encode()))
