@@ -290,27 +290,25 @@ def _tag_run_with_pipeline(context: AssetExecutionContext, pipeline_id: str) -> 
 
 
 def _plan_and_redactor(pipeline: LoadedPipeline, name: str, settings: Settings, window: TimeWindow | None):
-    """The step's plan (as `plan.resolve.plan_step` builds it) and the Redactor of its secrets.
+    """The step's plan and the Redactor of its secrets.
 
     A plan error (templates, parameters, variables: the user's data) is a Failure not retried,
     masked with the secrets known by then."""
     from ml_pipelines.config.variables import load_variables
-    from ml_pipelines.plan.resolve import PLANNERS, Resolver
+    from ml_pipelines.plan.resolve import resolve_step
 
-    step = pipeline.config.step(name)
     variables = None
     try:
         variables = load_variables(settings.paths.model_configs, settings.env)
-        resolver = Resolver(
+        plan, resolver = resolve_step(
             pipeline,
-            step,
+            name,
             settings.env,
             window,
             paths=settings.paths,
             variables=variables,
             storage_root=settings.storage_root,
         )
-        plan = PLANNERS[step.kind](resolver)
     except ValueError as exc:
         redactor = Redactor.for_step(variables.values if variables is not None else {})
         description = redactor.mask(str(pipeline.error_for(name, exc)))

@@ -307,6 +307,29 @@ def is_noop_step(pipeline: LoadedPipeline, step_name: str) -> bool:
     return isinstance(step, NotebookStep) and not step.notebook_name.strip()
 
 
+def resolve_step(
+    pipeline: LoadedPipeline,
+    step_name: str,
+    env: str,
+    window: TimeWindow | None,
+    *,
+    paths: ProjectPaths,
+    variables: Variables,
+    storage_root: Path | None,
+    now: datetime | None = None,
+) -> tuple[Plan, Resolver]:
+    """The plan of one step for (env, window) and the Resolver that made it (its resolved
+    parameters and templates); `storage_root` and `now` as in `Resolver`.
+
+    Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
+    message naming the step."""
+    step = pipeline.config.step(step_name)
+    resolver = Resolver(
+        pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now
+    )
+    return PLANNERS[step.kind](resolver), resolver
+
+
 def plan_step(
     pipeline: LoadedPipeline,
     step_name: str,
@@ -318,12 +341,7 @@ def plan_step(
     storage_root: Path | None,
     now: datetime | None = None,
 ) -> Plan:
-    """The plan of one step for (env, window); `storage_root` and `now` as in `Resolver`.
-
-    Raises PlanError, ParameterFileError or TemplateRenderError (all ValueError) with a
-    message naming the step."""
-    step = pipeline.config.step(step_name)
-    resolver = Resolver(
-        pipeline, step, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now
-    )
-    return PLANNERS[step.kind](resolver)
+    """The plan of one step for (env, window): `resolve_step` without its Resolver."""
+    return resolve_step(
+        pipeline, step_name, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now
+    )[0]
