@@ -122,6 +122,8 @@ def test_symlinked_top_level_config(project: Path, outside: Path, tmp_path: Path
         project, tmp_path, broken_id=None, expect="model_configs/passwd.yml", keep_id=FORECAST_ID, plan_id=DAP_ID
     )
     assert "is a symlink to" in text and "outside the project" in text
+    # named where it is (in the project), not where it leads
+    assert any(line.startswith("model_configs/passwd.yml: ") for line in text.splitlines()), text
 
 
 def test_symlinked_lib_folder(project: Path, outside: Path, tmp_path: Path) -> None:
