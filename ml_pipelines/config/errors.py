@@ -43,9 +43,12 @@ class ConfigError:
 
 
 def display_path(path: Path | str, root: Path | str | None = None) -> str:
-    """`path` relative to `root` when it lies inside it, else as given (POSIX slashes)."""
+    """`path` relative to `root` when it lies inside it (as written, else once resolved),
+    else as given (POSIX slashes). A symlink is shown where it is, not where it leads."""
     path = Path(path)
     if root is not None:
+        if path.is_absolute() and path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
         try:
             return path.resolve().relative_to(Path(root).resolve()).as_posix()
         except (ValueError, OSError):

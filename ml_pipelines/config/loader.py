@@ -8,6 +8,10 @@ pipelines and every error. It never raises on bad input. One broken pipeline nev
 the others, even in the same file; a problem of the file itself (syntax, a bad
 `CommonConf`, an unknown top-level key) drops every pipeline of that file. What the load
 works out from files is shared through its `LoadSession` (see session.py).
+
+A config that is a symlink leaving the project is an error and is not read; `!include`
+stays in model_configs/. At most MAX_ERRORS_PER_FILE errors are kept per file (then one
+"and N more" error), so a broken-config asset's description stays small.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from ml_pipelines.config.yaml_loader import YamlDocument, load_yaml
 CONFIG_SUFFIXES = (".yml", ".yaml")
 NOT_PIPELINE_CONFIGS = ("variables.yml", "variables.yaml")
 TOP_LEVEL_KEYS = ("CommonConf", "dags")
+MAX_ERRORS_PER_FILE = 50
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,14 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
         project.broken[variables.path] = [error]
     seen_ids: dict[str, tuple[Path, int]] = {}
     for source in project.config_files:
+        escape = project.session.fs.escape(paths.root, source)
         try:
-            pipelines, errors = _load_file(paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids)
+            if escape is not None:
+                pipelines, errors = [], [ConfigError(source, None, "", escape, root=paths.root)]
+            else:
+                pipelines, errors = _load_file(
+                    paths, source, env, seen_ids, project.session, project.invalid_pipeline_ids
+                )
         except Exception as exc:  # a bug must not hide the other files
             pipelines = []
             errors = [
@@ -209,12 +220,21 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
                     source, None, "", f"internal error while loading: {type(exc).__name__}: {exc}", root=paths.root
                 )
             ]
-        errors = dedupe(errors)
+        errors = _capped(dedupe(errors), source, paths.root)
         project.pipelines.extend(pipelines)
         if errors:
             project.broken[source] = errors
             project.errors.extend(errors)
     return project
+
+
+def _capped(errors: list[ConfigError], source: Path, root: Path) -> list[ConfigError]:
+    """The first MAX_ERRORS_PER_FILE errors, then one that counts the rest."""
+    if len(errors) <= MAX_ERRORS_PER_FILE:
+        return errors
+    more = len(errors) - MAX_ERRORS_PER_FILE
+    message = f"and {more} more errors in this file (the first {MAX_ERRORS_PER_FILE} are shown)"
+    return [*errors[:MAX_ERRORS_PER_FILE], ConfigError(source, None, "", message, root=root)]
 
 
 def _raw_pipeline_id(raw: Any) -> str | None:
@@ -242,7 +262,7 @@ def _load_file(
         doc, validated = reused
     else:
         store.signature(source)  # taken before the read (see LoadStore.put)
-        doc, validated = load_yaml(source, root=paths.root, memo=session.yaml), {}
+        doc, validated = load_yaml(source, root=paths.root, memo=session.yaml, include_root=paths.model_configs), {}
     if doc.fatal:
         return [], doc.issue_errors()
     data = doc.data

@@ -13,12 +13,17 @@ The lookup rules are those of the config reference ("Where the files are looked 
 | Python, `script_loc: common` | `Py_Models/<script_name>` | `Py_Models/<script_name>.py` | params, requirements, `lib/` in the model folder |
 
 A default parameter or requirements file that is absent is None; a file the config
-names must exist. No name may leave its folder (`../x`, absolute paths, symlinks out).
+names must exist. No name may leave its folder (`../x`, absolute paths). Every folder and
+file the load uses must lie inside the project once symlinks are resolved (a symlink that
+stays inside is fine), and not in its LOCAL state (`.ml_pipelines/`): one that leaves, or
+loops, is a problem at the key naming the file or folder, and nothing behind it is read.
+A `lib/` is walked once per load: at most MAX_TREE_ENTRIES entries and MAX_TREE_BYTES.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
@@ -37,6 +42,13 @@ from ml_pipelines.config.schema import (
 PROJECT_DIR_ENV = "ML_PIPELINES_PROJECT_DIR"
 DEFAULT_PARAMETER_FILE = "parameters.json"
 DEFAULT_REQUIREMENTS_FILE = "requirements.txt"
+
+# The LOCAL state folder under the project (storage of every team): never project files.
+LOCAL_STATE_DIR = ".ml_pipelines"
+# A lib/ (or jars/, py_files/) is shipped with each run and digested at every cold load;
+# real ones hold tens of files. Beyond these the load stops walking it and reports it.
+MAX_TREE_ENTRIES = 10_000  # files and folders
+MAX_TREE_BYTES = 200 * 1024 * 1024
 
 # The product repo's own containers/ (beside the ml_pipelines package).
 PRODUCT_CONTAINERS = Path(__file__).resolve().parents[2] / "containers"
@@ -133,6 +145,8 @@ class FsMemo:
         self._inside: dict[tuple[Path, Path], bool] = {}
         self._files: dict[tuple[Path, str], tuple[Path, ...]] = {}
         self._name_faults: dict[str, str | None] = {}
+        self._escapes: dict[tuple[Path, Path], str | None] = {}
+        self._tree_faults: dict[tuple[Path, Path], str | None] = {}
 
     def name_fault(self, text: str) -> str | None:
         """Why `text` (stripped) cannot name something inside a folder, or None when it can."""
@@ -193,6 +207,107 @@ class FsMemo:
             self._inside[key] = found
         return found
 
+    def escape(self, root: Path, path: Path) -> str | None:
+        """Why `path` (built under the resolved project `root`) is not a project file once
+        symlinks are resolved, naming the symlink at fault; None when it is."""
+        key = (root, path)
+        try:
+            return self._escapes[key]
+        except KeyError:
+            pass
+        try:
+            parts = self.resolve(path).relative_to(self.resolve(root)).parts
+            fault = self._link_fault(root, path) if parts[:1] == (LOCAL_STATE_DIR,) else None
+        except ValueError:
+            fault = self._link_fault(root, path)
+        except (RuntimeError, OSError):  # resolve() met a symlink loop
+            fault = self._link_fault(root, path)
+        self._escapes[key] = fault
+        return fault
+
+    def _link_fault(self, root: Path, path: Path) -> str:
+        """The first symlink on the way from `root` to `path` that leads out (or loops)."""
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            return f"{path} is outside the project {root}"
+        real_root = self.resolve(root)
+        here = root
+        for part in parts:
+            here = here / part
+            try:
+                is_link = stat.S_ISLNK(os.lstat(here).st_mode)
+            except OSError:
+                break
+            if not is_link:
+                continue
+            rel = here.relative_to(root).as_posix()
+            try:
+                target = os.readlink(here)
+                real = here.resolve()
+            except (RuntimeError, OSError):
+                return f"{rel} is a symlink loop; the load reads only files inside the project"
+            try:
+                inside = real.relative_to(real_root).parts[:1] != (LOCAL_STATE_DIR,)
+            except ValueError:
+                inside = False
+            if not inside:
+                where = (
+                    f"in the LOCAL state ({LOCAL_STATE_DIR}/)"
+                    if real.is_relative_to(real_root)
+                    else "outside the project"
+                )
+                return f"{rel} is a symlink to {target}, {where}; the load reads only files inside the project"
+        return f"{path.relative_to(root).as_posix()} leads outside the project (a symlink?)"
+
+    def tree_fault(self, root: Path, folder: Path) -> str | None:
+        """Why the tree under `folder` cannot be used, or None: a symlink in it that leaves
+        the project or loops, or more than MAX_TREE_ENTRIES entries or MAX_TREE_BYTES."""
+        key = (root, folder)
+        if key in self._tree_faults:
+            return self._tree_faults[key]
+        fault = self._tree_faults[key] = self._walk(root, folder)
+        return fault
+
+    def _walk(self, root: Path, folder: Path) -> str | None:
+        entries = size = 0
+        shown = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else str(folder)
+        stack = [(folder, self.resolve(folder))]
+        while stack:
+            here, real = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    items = list(it)
+            except OSError as exc:
+                return f"cannot list {here.relative_to(root).as_posix()}: {exc.strerror or exc}"
+            for item in items:
+                entries += 1
+                if entries > MAX_TREE_ENTRIES:
+                    return f"{shown} holds more than {MAX_TREE_ENTRIES} files and folders (the limit)"
+                path = Path(item.path)
+                try:
+                    if item.is_symlink():
+                        fault = self.escape(root, path)
+                        if fault is not None:
+                            return fault
+                        if item.is_dir():
+                            target = self.resolve(path)
+                            if target == real or target in real.parents:
+                                rel = path.relative_to(root).as_posix()
+                                return f"{rel} is a symlink loop (to {os.readlink(path)})"
+                            stack.append((path, target))
+                            continue
+                    elif item.is_dir(follow_symlinks=False):
+                        stack.append((path, real / item.name))
+                        continue
+                    if item.is_file():
+                        size += item.stat().st_size
+                except OSError:
+                    continue  # a dangling symlink: nothing to read
+                if size > MAX_TREE_BYTES:
+                    return f"{shown} holds more than {MAX_TREE_BYTES // (1024 * 1024)} MiB (the limit)"
+        return None
+
     def files(self, folder: Path | None, pattern: str) -> tuple[Path, ...]:
         """The files in `folder` matching `pattern`, sorted; () without the folder."""
         if folder is None or not self.is_dir(folder):
@@ -237,12 +352,12 @@ class _Lookup:
             )
         return None
 
-    def inside(
-        self, base: Path, candidate: Path, where: tuple[str | int, ...], what: str, pipeline_level: bool = False
-    ) -> bool:
-        if self.fs.inside(base, candidate):
+    def confined(self, path: Path, where: tuple[str | int, ...], pipeline_level: bool = False) -> bool:
+        """Whether `path`, symlinks resolved, is a project file (see FsMemo.escape); else a problem."""
+        fault = self.fs.escape(self.paths.root, path)
+        if fault is None:
             return True
-        self.problem(where, f"{what} {self.rel(candidate)} leads outside {self.rel(base)} (a symlink?)", pipeline_level)
+        self.problem(where, fault, pipeline_level)
         return False
 
     def model_folder_for(self, pipeline: PipelineConfig, model_type: str, needed_by: str) -> Path | None:
@@ -263,7 +378,7 @@ class _Lookup:
         if text is None:
             return None
         folder = self.fs.child(parent, text)
-        if not self.inside(parent, folder, (key,), key, pipeline_level=True):
+        if not self.confined(folder, (key,), pipeline_level=True):
             return None
         if not self.fs.is_dir(folder):
             self.problem((key,), f"model folder {self.rel(folder)} does not exist", True)
@@ -278,11 +393,13 @@ class _Lookup:
         if text is None:
             return None
         fs = self.fs
+        if not self.confined(folder, where):
+            return None
         exact = fs.child(folder, text)
         with_suffix = fs.child(folder, text + suffix) if not text.lower().endswith(suffix) else exact
         for candidate in (with_suffix, exact):
             if fs.is_file(candidate):
-                return candidate if self.inside(folder, candidate, where, what) else None
+                return candidate if self.confined(candidate, where) else None
         if required:
             self.problem(where, f"{what} {self.rel(with_suffix)} not found")
         return None
@@ -299,7 +416,7 @@ class _Lookup:
                 return None
             return self.named_file(folder, raw, suffix, where, what)
         candidate = self.fs.child(folder, default)
-        return candidate if self.fs.is_file(candidate) and self.inside(folder, candidate, where, what) else None
+        return candidate if self.fs.is_file(candidate) and self.confined(candidate, where) else None
 
     def params(self, folder: Path, holder: Any, where: tuple[str, ...] = ()) -> Path | None:
         """The parameter file named by `holder.param_file_name` (written at `where`), or the default."""
@@ -327,13 +444,34 @@ class _Lookup:
         )
         return params, requirements
 
-    def dir(self, folder: Path, name: str) -> Path | None:
-        """`folder/name` when it is a folder, else None."""
-        path = self.fs.child(folder, name)
-        return path if self.fs.is_dir(path) else None
+    def lib(self, model_dir: Path, where: tuple[str | int, ...], pipeline_level: bool = False) -> Path | None:
+        """`model_dir/lib` when it is a folder whose whole tree may be used, else None."""
+        path = self.fs.child(model_dir, "lib")
+        if not self.fs.is_dir(path) or not self.confined(path, where, pipeline_level):
+            return None
+        fault = self.fs.tree_fault(self.paths.root, path)
+        if fault is not None:
+            self.problem(where, fault, pipeline_level)
+            return None
+        return path
 
-    def files(self, folder: Path | None, pattern: str) -> tuple[Path, ...]:
-        return self.fs.files(folder, pattern)
+    def files(
+        self, folder: Path | None, pattern: str, where: tuple[str | int, ...], pipeline_level: bool = False
+    ) -> tuple[Path, ...]:
+        """The project files in `folder` matching `pattern` (see FsMemo.files)."""
+        if folder is None or not self.fs.is_dir(folder) or not self.confined(folder, where, pipeline_level):
+            return ()
+        found = self.fs.files(folder, pattern)
+        if len(found) > MAX_TREE_ENTRIES:
+            self.problem(
+                where,
+                f"{self.rel(folder)} holds more than {MAX_TREE_ENTRIES} {pattern} files (the limit)",
+                pipeline_level,
+            )
+            return ()
+        if all([self.confined(path, where, pipeline_level) for path in found]):
+            return found
+        return ()
 
 
 def container_step_for(pipeline: PipelineConfig, step: StepBase) -> ContainerImageStep | None:
@@ -376,6 +514,8 @@ def _container_files(look: _Lookup, pipeline: PipelineConfig, step: ContainerIma
     fs = look.fs
     dockerfile = fs.child(fs.child(paths.containers, step.kernel), "Dockerfile")
     dockerfile_or_none = dockerfile if fs.is_file(dockerfile) else None
+    if dockerfile_or_none is not None and paths.containers != PRODUCT_CONTAINERS:
+        dockerfile_or_none = dockerfile if look.confined(dockerfile, ("kernel",)) else None
     if not (pipeline.model_name or "").strip():
         # A pipeline with only Glue/SQL steps may keep the old container step and no model.
         if step.requirements_file_name:
@@ -419,7 +559,7 @@ def _notebook_files(look: _Lookup, pipeline: PipelineConfig, step: NotebookStep)
         main=notebook,
         parameter_file=params,
         requirements_file=requirements,
-        lib_dir=look.dir(model_dir, "lib"),
+        lib_dir=look.lib(model_dir, ("model_name",), pipeline_level=True),
         dockerfile=dockerfile,
     )
 
@@ -445,10 +585,17 @@ def _glue_files(look: _Lookup, pipeline: PipelineConfig, step: GlueStep) -> Step
         return StepFiles()
     if d.script_loc == "common":
         common = paths.glue_common
-        main = look.named_file(common, script, ".py", ("Details", "script_name"), "common Glue script")
+        where: tuple[str, ...] = ("Details", "script_name")
+        pipeline_level = False
+        main = look.named_file(common, script, ".py", where, "common Glue script")
         model_dir = look.fs.child(common, script.removesuffix(".py"))
-        py_files = look.files(model_dir, "*.py") + look.files(look.fs.child(model_dir, "py_files"), "*.py")
+        if not look.confined(model_dir, where):
+            return StepFiles()
+        py_files = look.files(model_dir, "*.py", where) + look.files(
+            look.fs.child(model_dir, "py_files"), "*.py", where
+        )
     else:
+        where, pipeline_level = ("glue_model_name",), True
         folder = look.model_folder(
             paths.glue_models, pipeline.glue_model_name, "glue_model_name", "Glue, script_loc model"
         )
@@ -463,8 +610,8 @@ def _glue_files(look: _Lookup, pipeline: PipelineConfig, step: GlueStep) -> Step
         main=main,
         parameter_file=params,
         requirements_file=requirements,
-        lib_dir=look.dir(model_dir, "lib"),
-        jars=look.files(look.fs.child(model_dir, "jars"), "*.jar"),
+        lib_dir=look.lib(model_dir, where, pipeline_level),
+        jars=look.files(look.fs.child(model_dir, "jars"), "*.jar", where, pipeline_level),
         py_files=py_files,
     )
 
@@ -475,9 +622,15 @@ def _python_script_files(look: _Lookup, pipeline: PipelineConfig, step: PythonSc
     if script is None:
         return StepFiles()
     if step.script_loc == "common":
-        main = look.named_file(paths.py_models, script, ".py", ("script_name",), "common Python script")
+        where: tuple[str, ...] = ("script_name",)
+        pipeline_level = False
+        main = look.named_file(paths.py_models, script, ".py", where, "common Python script")
         model_dir = look.fs.child(paths.py_models, script.removesuffix(".py"))
+        if not look.confined(model_dir, where):
+            return StepFiles()
     else:
+        where = ("glue_model_name",) if step.model_type == "glue" else ("model_name",)
+        pipeline_level = True
         folder = look.model_folder_for(pipeline, step.model_type, f"Python script, model_type {step.model_type}")
         if folder is None:
             return StepFiles()
@@ -491,7 +644,7 @@ def _python_script_files(look: _Lookup, pipeline: PipelineConfig, step: PythonSc
         main=main,
         parameter_file=params,
         requirements_file=requirements,
-        lib_dir=look.dir(model_dir, "lib"),
+        lib_dir=look.lib(model_dir, where, pipeline_level),
     )
 
 

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from ml_pipelines.config.errors import format_key_path
+from ml_pipelines.config.paths import FsMemo
 from ml_pipelines.config.schema import ENVIRONMENTS
-from ml_pipelines.config.text import NotUtf8Error, read_text
+from ml_pipelines.config.yaml_loader import load_yaml
 
 VARIABLES_FILE_NAMES = ("variables.yml", "variables.yaml")
 ENV_VAR_PREFIX = "ML_PIPELINES_VAR_"
@@ -137,44 +137,43 @@ def as_json(value: Any, name: str, env: str) -> Any:
     return value
 
 
-def _line_of_key(root: yaml.Node | None, key: str) -> int | None:
-    if isinstance(root, yaml.MappingNode):
-        for k, _ in root.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return k.start_mark.line + 1
-    return None
-
-
 def _find_file(model_configs_dir: Path) -> Path | None:
     for name in VARIABLES_FILE_NAMES:
         candidate = Path(model_configs_dir) / name
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_symlink():
             return candidate
     return None
 
 
-def read_variables_file(path: Path) -> dict[str, Any]:
-    """The checked top-level mapping of a variables file (sections and stages)."""
-    if path.stat().st_size > MAX_VARIABLES_FILE_BYTES:
+def read_variables_file(path: Path, root: Path | None = None) -> dict[str, Any]:
+    """The checked top-level mapping of a variables file (sections and stages).
+
+    Parsed as the configs are (yaml_loader: no `!include`, the same node and depth
+    limits, so an alias bomb stops early); `root`: the project dir, which the file must
+    lie in once symlinks are resolved (default: its folder's parent)."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.absolute().parent.parent
+    escape = FsMemo().escape(root.absolute(), path.absolute())
+    if escape is not None:
+        raise VariablesError(path, escape)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VariablesError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if size > MAX_VARIABLES_FILE_BYTES:
         raise VariablesError(path, f"file larger than {MAX_VARIABLES_FILE_BYTES} bytes")
-    try:
-        text = read_text(path, what="variables file")
-    except NotUtf8Error as exc:
-        raise VariablesError(path, exc.detail, exc.line) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise VariablesError(path, f"invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise VariablesError(path, f"invalid YAML: {exc}") from None
+    doc = load_yaml(path, allow_include=False)
+    if doc.issues:
+        issue = doc.issues[0]
+        where = format_key_path(issue.path)
+        raise VariablesError(path, f"{where}: {issue.message}" if where else issue.message, issue.mark.line)
+    data = doc.data
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise VariablesError(path, f"expected a mapping with sections {', '.join(_TOP_LEVEL)}", 1)
     for key, val in data.items():
-        line = _line_of_key(root, str(key))
+        line = doc.positions.line((key,), prefer_key=True)
         if key not in _TOP_LEVEL:
             raise VariablesError(path, f"unknown section {key!r}; allowed: {', '.join(_TOP_LEVEL)}", line)
         if val is None:
@@ -184,11 +183,15 @@ def read_variables_file(path: Path) -> dict[str, Any]:
         if key == "stages":
             for stage, uri in val.items():
                 if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri) <= len("s3://"):
-                    raise VariablesError(path, f"stages.{stage}: expected an s3://bucket/prefix URI, got {uri!r}", line)
+                    raise VariablesError(
+                        path,
+                        f"stages.{stage}: expected an s3://bucket/prefix URI, got {uri!r}"[:300],
+                        doc.positions.line((key, stage)),
+                    )
         else:
             for name in val:
-                if not isinstance(name, str) or not name:
-                    raise VariablesError(path, f"{key}: variable names must be non-empty text, got {name!r}", line)
+                if not name:
+                    raise VariablesError(path, f"{key}: variable names must be non-empty text", line)
     return data
 
 
@@ -199,7 +202,7 @@ def load_variables(model_configs_dir: Path, env: str, environ: Mapping[str, str]
     if env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {env!r}; allowed: {', '.join(ENVIRONMENTS)}")
     source = _find_file(Path(model_configs_dir))
-    data = read_variables_file(source) if source is not None else {}
+    data = read_variables_file(source, Path(model_configs_dir).absolute().parent) if source is not None else {}
     values: dict[str, Any] = {**(data.get("COMMON") or {}), **(data.get(env) or {})}
     environ = os.environ if environ is None else environ
     by_normalized = {normalize_name(k): k for k in values}

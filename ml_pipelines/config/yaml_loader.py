@@ -6,8 +6,9 @@ when available) and builds plain Python data from the node graph itself, so that
 * every mapping key, mapping value and sequence item has its file and line recorded,
   keyed by its path from the document root (`('dags', 'sagemaker', 'tasks', 1)`);
 * `!include <relative path>` is replaced by the included file's data; paths are
-  relative to the including file, may nest, must stay inside the project dir, and a
-  cycle is reported with its chain (a.yml -> b.yml -> a.yml);
+  relative to the including file, may nest, must stay inside `include_root` (the
+  loader's: model_configs/) once symlinks are resolved, and a cycle is reported with its
+  chain (a.yml -> b.yml -> a.yml);
 * duplicate keys in a mapping are errors (YAML would silently keep the last one);
 * mapping keys are always the text the user wrote (`no:` stays "no", not False);
 * only plain YAML types are built (no Python objects), a file is at most
@@ -280,16 +281,25 @@ class _Abort(Exception):
         self.message = message
 
 
-def load_yaml(path: str | Path, *, root: str | Path | None = None, memo: YamlMemo | None = None) -> YamlDocument:
+def load_yaml(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    memo: YamlMemo | None = None,
+    include_root: str | Path | None = None,
+    allow_include: bool = True,
+) -> YamlDocument:
     """Load one YAML file (and what it includes). Never raises for bad input.
 
-    `root` confines `!include` and is what error paths are shown relative to; default:
-    the file's folder. `memo`: the load's `YamlMemo`, shared by the files of one load.
+    `root` is what error paths are shown relative to; default: the file's folder.
+    `include_root` confines `!include` (default: `root`); without `allow_include`, an
+    `!include` is an issue. `memo`: the load's `YamlMemo`, shared by the files of one load.
     """
     path = Path(path).absolute()
     root_path = Path(root).absolute() if root is not None else path.parent
     doc = YamlDocument(file=path, root=root_path, positions=Positions(file=path))
-    builder = _Builder(doc, memo if memo is not None else YamlMemo())
+    include_path = Path(include_root).absolute() if include_root is not None else root_path
+    builder = _Builder(doc, memo if memo is not None else YamlMemo(), include_path if allow_include else None)
     try:
         doc.data = builder.load_file(path, prefix=(), site=None)
     except _Abort as abort:
@@ -331,11 +341,12 @@ class _Builder:
     instead of being passed down.
     """
 
-    def __init__(self, doc: YamlDocument, memo: YamlMemo):
+    def __init__(self, doc: YamlDocument, memo: YamlMemo, include_root: Path | None):
         self.doc = doc
         self.memo = memo
         self.root = doc.root
-        self.root_resolved = memo.resolved_root(doc.root)
+        self.include_root = include_root  # None: no !include
+        self.include_resolved = memo.resolved_root(include_root) if include_root is not None else None
         self.chain: list[Path] = []
         self.nodes = 0
         self.constructor = SafeConstructor()
@@ -437,9 +448,19 @@ class _Builder:
         if not target_text:
             self._issue(path, site, "!include needs a file path, e.g. !include common/snowflake.yml")
             return None
-        resolved = self.memo.target(file.parent, target_text)
-        if not resolved.is_relative_to(self.root_resolved):
-            self._issue(path, site, f"!include {target_text!r} points outside the project directory {self.root}")
+        if self.include_resolved is None:
+            self._issue(path, site, "!include is not allowed in this file")
+            return None
+        try:
+            resolved = self.memo.target(file.parent, target_text)
+        except (RuntimeError, OSError):  # resolve() met a symlink loop
+            self._issue(path, site, f"!include {target_text!r} goes through a symlink loop")
+            return None
+        if not resolved.is_relative_to(self.include_resolved):
+            assert self.include_root is not None
+            shown = display_path(self.include_root, self.root)
+            where = "the project directory" if self.include_root == self.root else f"{shown}/"
+            self._issue(path, site, f"!include {target_text!r} points outside {where}: included files must lie there")
             return None
         if resolved in self.chain:
             cycle = [self._rel(p) for p in self.chain[self.chain.index(resolved) :]] + [self._rel(resolved)]

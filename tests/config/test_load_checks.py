@@ -222,7 +222,7 @@ def test_broken_variables_file_is_reported_once(project: FixtureProject) -> None
     project.write(VARIABLES, "DEV:\n  CI_STAGING: [unclosed\n")
     loaded = project.load("DEV")
     assert [e.display_path for e in loaded.errors] == [VARIABLES]
-    assert str(loaded.errors[0]).startswith(f"{VARIABLES}:3: invalid YAML")
+    assert str(loaded.errors[0]).startswith(f"{VARIABLES}:3: YAML syntax error")
     assert list(loaded.broken) == [project.path(VARIABLES)]
 
 

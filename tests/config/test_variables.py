@@ -95,7 +95,7 @@ def test_bad_files(tmp_path):
     write(tmp_path, "COMMON:\n  a: [1, 2\n")
     with pytest.raises(VariablesError) as exc:
         load_variables(tmp_path, "DEV", environ={})
-    assert "invalid YAML" in str(exc.value) and exc.value.line is not None
+    assert "YAML syntax error" in str(exc.value) and exc.value.line is not None
     write(tmp_path, "COMMON: {}\nDEVV:\n  a: 1\n")
     with pytest.raises(VariablesError) as exc:
         load_variables(tmp_path, "DEV", environ={})
