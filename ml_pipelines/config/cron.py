@@ -104,7 +104,7 @@ def _first_day(cron: Cron) -> date | None:
 @lru_cache(maxsize=512)
 def check_cron(expression: str) -> None:
     """Raise ValueError naming the bad field of a five-field cron expression, or saying
-    why it never fires (`0 0 31 2 *`: Dagster refuses such a schedule)."""
+    why it never fires (Dagster refuses `0 0 31 2 *`; no such cron would ever tick)."""
     cron = parse_cron(expression)
     if _first_day(cron) is not None:
         return

@@ -54,7 +54,10 @@ def broken_config_asset(config_file: Path, errors: list[ConfigError], project_di
     @asset(
         key=key,
         group_name=BROKEN_GROUP,
-        description=f"{shown} has errors; a pipeline with errors (each of the file's, for an error of the file itself) is not loaded.\n\n```\n{text}\n```",
+        description=(
+            f"{shown} has errors; a pipeline with errors (each of the file's, for an error of the file "
+            f"itself) is not loaded.\n\n```\n{text}\n```"
+        ),
         metadata={"config_file": str(shown), "errors": MetadataValue.md("\n".join(f"- `{l}`" for l in lines))},
         check_specs=[AssetCheckSpec(CHECK_NAME, asset=key, description="The config file validates.")],
         kinds={"yaml"},
