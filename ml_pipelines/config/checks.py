@@ -1,6 +1,6 @@
 """Cross-checks of a schema-valid pipeline against itself and the model folders.
 
-* step names unique; every `upstream_task_name` names a step of the same pipeline
+* step names unique, also once Dagster turns them into op names; every `upstream_task_name` names a step of the same pipeline
   (with a did-you-mean); no cycles (the cycle is named);
 * the model folders and every file a step uses exist (`paths.resolve_step_files`);
 * notebooks are valid nbformat; parameter files pass `parameters.read_parameter_file`
@@ -290,6 +290,7 @@ class _Checker:
                 )
             else:
                 first[name] = i
+        self.check_op_names(first)
         names = list(first)
         edges: dict[str, list[str]] = {name: [] for name in names}
         for i, name, upstreams in steps:
@@ -315,6 +316,26 @@ class _Checker:
                 elif first[name] == i:
                     edges[name].append(upstream)
         self.check_cycles(names, edges, first)
+
+    def check_op_names(self, first: dict[str, int]) -> None:
+        """Step names that Dagster turns into the same op name (`AssetKey.to_python_identifier`
+        reads '-' and '.' as '_'): the code location could not hold both."""
+        parts = [str(self.raw.get(k, "")).strip() for k in ("domain", "sub_domain", "action")]
+        pipeline_id = "_".join(parts) if all(parts) else None
+        seen: dict[str, str] = {}
+        for name, i in first.items():
+            op = name.replace("-", "_").replace(".", "_")
+            if op not in seen:
+                seen[op] = name
+                continue
+            other = seen[op]
+            op_name = f"{pipeline_id}__{op}" if pipeline_id else op
+            line = self.doc.positions.line(self.prefix + self.task_path(first[other]))
+            self.error(
+                self.task_path(i) + ("name",),
+                f"step names {other!r} (tasks[{first[other]}], line {line}) and {name!r} both become op name "
+                f"{op_name!r} in Dagster ('-' is read as '_'); rename one",
+            )
 
     def check_cycles(self, names: list[str], edges: dict[str, list[str]], first: dict[str, int]) -> None:
         state: dict[str, int] = {}  # 1 = on the stack, 2 = done

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 
 _FIELDS = (
@@ -87,6 +87,35 @@ def parse_cron(expression: str) -> Cron:
     return Cron(minutes, hours, days, months, weekdays, day_or)
 
 
+_MONTH_NAMES = "January February March April May June July August September October November December".split()
+# 2000-2027: every (month, day, weekday), Feb 29 included, occurs in these 28 years.
+_CYCLE_START, _CYCLE_DAYS = date(2000, 1, 1), (date(2028, 1, 1) - date(2000, 1, 1)).days
+
+
+def _first_day(cron: Cron) -> date | None:
+    """The first day from 2000-01-01 on that the cron fires on; None: it never fires."""
+    for offset in range(_CYCLE_DAYS):
+        day = _CYCLE_START + timedelta(days=offset)
+        if cron.matches_day(day):
+            return day
+    return None
+
+
+@lru_cache(maxsize=512)
 def check_cron(expression: str) -> None:
-    """Raise ValueError naming the bad field of a five-field cron expression."""
-    parse_cron(expression)
+    """Raise ValueError naming the bad field of a five-field cron expression, or saying
+    why it never fires (Dagster refuses `0 0 31 2 *`; no such cron would ever tick)."""
+    cron = parse_cron(expression)
+    if _first_day(cron) is not None:
+        return
+    months = sorted(cron.months)
+    days = sorted(cron.days)
+    longest = max(29 if m == 2 else 30 if m in (4, 6, 9, 11) else 31 for m in months)
+    if min(days) > longest:
+        day_text = f"day {days[0]}" if len(days) == 1 else "days " + ", ".join(map(str, days))
+        names = [_MONTH_NAMES[m - 1] for m in months]
+        month_text = names[0] + " has" if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]} have"
+        why = f"{month_text} no {day_text}"
+    else:
+        why = "no date matches its day-of-month, month and day-of-week fields together"
+    raise ValueError(f"cron {expression!r} never fires: {why}")

@@ -411,12 +411,31 @@ Step = Annotated[
 ]
 
 
+# A sensible range for a first partition: dates far out break Dagster's partition count
+# (0001-01-01 overflows) and the load's sample window (9999-12-31 overflows).
+EARLIEST_START_DATE, LATEST_START_DATE = date(1970, 1, 1), date(2100, 12, 31)
+
+
+def _start_in_range(v: date | None) -> date | None:
+    if v is not None and not EARLIEST_START_DATE <= v <= LATEST_START_DATE:
+        side = "before" if v < EARLIEST_START_DATE else "after"
+        bound = EARLIEST_START_DATE if v < EARLIEST_START_DATE else LATEST_START_DATE
+        raise ValueError(
+            f"start_date {v.isoformat()} is {side} {bound.isoformat()}: the first partition must fall from "
+            f"{EARLIEST_START_DATE.isoformat()} to {LATEST_START_DATE.isoformat()} (dates far outside that range "
+            "break Dagster's time partitions); write a date like 2020-08-04, the first date the pipeline runs for"
+        )
+    return v
+
+
 class DefaultArgs(Model):
     owner: Annotated[Text, AfterValidator(_owner)] = Field(
         "", description="Asset owner: an e-mail address (or a ',' list of them), or a team name."
     )
     depends_on_past: bool = Field(False, description="Each partition waits for its own previous partition.")
-    start_date: Day | None = Field(None, description="First partition of the pipeline.")
+    start_date: Annotated[Day | None, AfterValidator(_start_in_range)] = Field(
+        None, description="First partition of the pipeline."
+    )
     email_prod: Emails = Field(default_factory=list, description="Alert recipients in PROD.")
     email_nonprod: Emails = Field(default_factory=list, description="Alert recipients in LOCAL, DEV and BETA.")
     email_on_failure: bool = False

@@ -33,11 +33,14 @@ def owners_of(owner: str) -> list[str]:
 
 def _first_markdown_cell(path: Path) -> str | None:
     try:
-        cells = json.loads(read_text(path, what="notebook")).get("cells", [])
-    except (OSError, ValueError):
+        data = json.loads(read_text(path, what="notebook"))
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        return None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
         return None
     for cell in cells:
-        if cell.get("cell_type") == "markdown":
+        if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
             source = cell.get("source", "")
             text = "".join(source) if isinstance(source, list) else str(source)
             return text.strip() or None
@@ -67,7 +70,7 @@ def _tables_in(text: str) -> tuple[str, ...]:
     tables: list[str] = []
     try:
         statements = sqlglot.parse(sql, dialect="snowflake", error_level=sqlglot.ErrorLevel.IGNORE)
-    except sqlglot.errors.SqlglotError:
+    except (sqlglot.errors.SqlglotError, RecursionError):  # RecursionError: deeply nested SQL
         return ()
     for statement in statements:
         if statement is None:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from dagster import TimeWindowPartitionsDefinition
 
 from ml_pipelines.config.cron import parse_cron
-from ml_pipelines.config.schema import PipelineConfig
+from ml_pipelines.config.schema import EARLIEST_START_DATE, LATEST_START_DATE, PipelineConfig
 from ml_pipelines.plan.windows import cron_of
 
 
@@ -22,6 +22,8 @@ def _at_most_daily(cron: str) -> bool:
 def partitions_for(cron: str, start: date) -> TimeWindowPartitionsDefinition:
     """One shared definition per distinct (cron, start_date): keys are dates for daily and
     coarser crons, date and time for finer ones."""
+    if not EARLIEST_START_DATE <= start <= LATEST_START_DATE:  # the schema refuses these; a backstop
+        raise ValueError(f"start_date {start.isoformat()} is outside {EARLIEST_START_DATE}..{LATEST_START_DATE}")
     fmt = "%Y-%m-%d" if _at_most_daily(cron) else "%Y-%m-%d-%H:%M"
     return TimeWindowPartitionsDefinition(
         cron_schedule=cron,

@@ -50,3 +50,22 @@ def test_errors_name_the_field(cron: str, message: str) -> None:
     with pytest.raises(ValueError) as exc:
         check_cron(cron)
     assert str(exc.value) == message
+
+
+@pytest.mark.parametrize(
+    "cron, why",
+    [
+        ("0 0 31 2 *", "February has no day 31"),
+        ("0 0 30,31 2 *", "February has no days 30, 31"),
+        ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
+    ],
+)
+def test_a_cron_that_never_fires_is_an_error(cron: str, why: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        check_cron(cron)
+    assert str(exc.value) == f"cron {cron!r} never fires: {why}"
+
+
+@pytest.mark.parametrize("cron", ["0 0 29 2 *", "0 0 31 2 1", "0 0 31 2,3 *", "0 0 */30 2 *", "0 6 * * *"])
+def test_rare_crons_that_do_fire_are_fine(cron: str) -> None:
+    check_cron(cron)  # Feb 29 (leap years), Mondays of February, March 31, Feb 1

@@ -61,6 +61,20 @@ def test_start_date_styles(text, expected) -> None:
     assert config(default_args={"start_date": text}).default_args.start_date == expected
 
 
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("0001-01-01", "start_date 0001-01-01 is before 1970-01-01"),
+        ("2101-01-01", "start_date 2101-01-01 is after 2100-12-31"),
+    ],
+)
+def test_start_date_out_of_range(text, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        config(default_args={"start_date": text})
+    assert config(default_args={"start_date": "1970-01-01"}).default_args.start_date == date(1970, 1, 1)
+    assert config(default_args={"start_date": "2100-12-31"}).default_args.start_date == date(2100, 12, 31)
+
+
 def test_default_args_loose_values() -> None:
     args = config(
         default_args={

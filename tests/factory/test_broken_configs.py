@@ -72,3 +72,15 @@ def test_a_broken_variables_file_is_a_failing_asset_and_the_pipelines_load(proje
     keys = set(defs.resolve_asset_graph().get_all_asset_keys())
     assert AssetKey([BROKEN_GROUP, "model_configs_variables_yml"]) in keys
     assert AssetKey(["demo_dap_testing", "write_to_snowflake_movies"]) in keys
+
+
+def test_broken_config_names_are_unique_per_file(tmp_path):
+    from ml_pipelines.factory.broken import broken_config_names
+
+    configs = tmp_path / "model_configs"
+    files = [configs / "team-a.yml", configs / "team_a.yml", configs / "team a.yml", configs / "other.yml"]
+    names = broken_config_names(files, tmp_path)
+    assert names[configs / "other.yml"] == "model_configs_other_yml"  # no collision: the plain name
+    colliding = [names[f] for f in files[:3]]
+    assert len(set(colliding)) == 3 and all(n.startswith("model_configs_team_a_yml_") for n in colliding)
+    assert broken_config_names(list(reversed(files)), tmp_path) == names  # deterministic

@@ -16,3 +16,16 @@ def test_owners_of_team_names_and_address_lists() -> None:
     owners = owners_of("ds@example.photography")
     assert owners == ["team:ds_example_photography"]
     AssetSpec("x", owners=owners)  # Dagster accepts every owner we give it
+
+
+def test_deeply_nested_sql_and_notebooks_give_nothing_rather_than_fail(tmp_path) -> None:
+    from ml_pipelines.factory.describe import notebook_summary, tables_written
+
+    sql = tmp_path / "deep.sql"
+    sql.write_text("INSERT INTO t SELECT " + "(" * 300 + "1" + ")" * 300 + ";\n")
+    assert tables_written((sql,)) == []
+    notebook = tmp_path / "deep.ipynb"
+    notebook.write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert notebook_summary(notebook) is None
+    notebook.write_text("[1, 2]")
+    assert notebook_summary(notebook) is None
