@@ -219,6 +219,12 @@ def render_failure_message(
 
 
 # -- the checks --------------------------------------------------------------------------
+def op_name(pipeline_id: str, step_name: str) -> str:
+    """The Dagster op name of a step: `AssetKey([pipeline_id, step_name]).to_python_identifier()`,
+    which reads '-' and '.' as '_'."""
+    return f"{pipeline_id}__{step_name}".replace("-", "_").replace(".", "_")
+
+
 class _Checker:
     def __init__(
         self, paths: ProjectPaths, pipeline: PipelineConfig, doc: YamlDocument, prefix: KeyPath, session: LoadSession
@@ -324,17 +330,17 @@ class _Checker:
         pipeline_id = "_".join(parts) if all(parts) else None
         seen: dict[str, str] = {}
         for name, i in first.items():
-            op = name.replace("-", "_").replace(".", "_")
+            op = op_name("", name).removeprefix("__")
             if op not in seen:
                 seen[op] = name
                 continue
             other = seen[op]
-            op_name = f"{pipeline_id}__{op}" if pipeline_id else op
+            shown = op_name(pipeline_id, name) if pipeline_id else op
             line = self.doc.positions.line(self.prefix + self.task_path(first[other]))
             self.error(
                 self.task_path(i) + ("name",),
                 f"step names {other!r} (tasks[{first[other]}], line {line}) and {name!r} both become op name "
-                f"{op_name!r} in Dagster ('-' is read as '_'); rename one",
+                f"{shown!r} in Dagster ('-' is read as '_'); rename one",
             )
 
     def check_cycles(self, names: list[str], edges: dict[str, list[str]], first: dict[str, int]) -> None:

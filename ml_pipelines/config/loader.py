@@ -31,6 +31,7 @@ from ml_pipelines.config.checks import (
     check_pipeline,
     did_you_mean,
     load_env_variables,
+    op_name,
     render_failure_message,
 )
 from ml_pipelines.config.errors import ConfigError, KeyPath, dedupe, display_path, format_key_path
@@ -225,7 +226,40 @@ def load_project(root: str | Path | None = None, env: str = "LOCAL", session: Lo
         if errors:
             project.broken[source] = errors
             project.errors.extend(errors)
+    _reject_op_name_clashes(project)
     return project
+
+
+def _reject_op_name_clashes(project: Project) -> None:
+    """Steps of two pipelines whose op names are the same (`a` + step `b__c`, `a__b` + step `c`):
+    the later pipeline is rejected, as the code location could not hold both. Clashes inside one
+    pipeline are found by its own checks."""
+    seen: dict[str, tuple[LoadedPipeline, str]] = {}
+    kept = []
+    for pipeline in project.pipelines:
+        clash = None
+        for step in pipeline.config.tasks:
+            first = seen.get(op_name(pipeline.pipeline_id, step.name))
+            if first is not None and first[0] is not pipeline:
+                clash = (step.name, first)
+                break
+        if clash is None:
+            for step in pipeline.config.tasks:
+                seen.setdefault(op_name(pipeline.pipeline_id, step.name), (pipeline, step.name))
+            kept.append(pipeline)
+            continue
+        name, (other, other_step) = clash
+        file, line, _ = other.locate(other_step)
+        error = pipeline.error_at(
+            name,
+            ("name",),
+            f"op name {op_name(pipeline.pipeline_id, name)!r} is also that of step {other_step!r} of pipeline "
+            f"{other.pipeline_id!r} ({display_path(file, project.paths.root)}:{line}); rename one of the steps",
+        )
+        project.errors.append(error)
+        project.broken.setdefault(pipeline.source, []).append(error)
+        project.invalid_pipeline_ids.setdefault(pipeline.pipeline_id, pipeline.source)
+    project.pipelines = kept
 
 
 def _capped(errors: list[ConfigError], source: Path, root: Path) -> list[ConfigError]:

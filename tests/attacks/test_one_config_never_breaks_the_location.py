@@ -196,7 +196,13 @@ def test_op_names_shared_across_pipelines(tmp_path):
     assert {GOOD, AssetKey(["p_x_c__python_script", "python_script"])} <= keys
     assert AssetKey(["p_x_c", "python_script__python_script"]) not in keys
     text = broken_description(defs, AssetKey([BROKEN_GROUP, "model_configs_second_yml"]))
-    assert "op name 'p_x_c__python_script__python_script', already the op of pipeline p_x_c__python_script" in text
+    expected = (
+        "op name 'p_x_c__python_script__python_script' is also that of step 'python_script' of pipeline "
+        "'p_x_c__python_script' (model_configs/bad.yml:"
+    )
+    assert expected in text
+    code, out = validate(root)  # validate reports it too
+    assert code == 1 and expected in out
 
 
 # -- crons that never fire -----------------------------------------------------------------------
