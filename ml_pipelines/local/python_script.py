@@ -14,6 +14,7 @@ kept for the error message and metadata.
 """
 
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -72,9 +73,10 @@ class CapturingPipesSubprocessClient(PipesSubprocessClient):
         with open_pipes_session(
             context=context, context_injector=self.context_injector, message_reader=self.message_reader
         ) as session:
-            # its own process group, dies with this step (procs.py)
+            # its own process group, dies with this step (procs.py); SIGTERM: pipes_launcher kills the group
             process = procs.start(
                 command,
+                death_signal=signal.SIGTERM,
                 cwd=cwd or self.cwd,
                 env={**os.environ, **self.env, **(env or {}), **session.get_bootstrap_env_vars()},
                 stdout=PIPE,
