@@ -6,7 +6,8 @@ packages through a `.pth` file placed in its own site-packages, so its own insta
 first and requirements the product already satisfies install nothing. A Jupyter kernel
 spec for it is registered under the env's own prefix (`<env>/share/jupyter/kernels/`),
 never in the user's home. A ready marker written last makes a half-built env be rebuilt;
-a file lock serialises concurrent builders. Reuse only reads files (no subprocess).
+a file lock serialises concurrent builders. Reuse only reads files (no subprocess). Build
+commands run through procs.py: a cancelled or killed step takes them with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from ml_pipelines.local import procs
 from ml_pipelines.steps import StepFailed, StepPreconditionFailed
 
 # Kernels LOCAL can honour: the product's own Python. Others need their own base image.
@@ -79,7 +81,8 @@ def _has_requirements(text: str) -> bool:
 
 def _run(cmd: list[str], what: str) -> None:
     """Run a build command; on failure raise StepFailed (retried: pip may hit the network) with its output's tail."""
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    # its own process group, stopped with the step (procs.py)
+    proc = procs.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.splitlines()[-_PIP_TAIL_LINES:])
         raise StepFailed(f"{what} failed (exit code {proc.returncode}): {' '.join(cmd)}\n{tail}")

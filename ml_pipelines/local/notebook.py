@@ -1,20 +1,27 @@
 """LOCAL notebook steps: papermill in-process against the step's venv kernel.
 
-Storage layout (local mirror of S3, `s3://bucket/key` -> `<storage_root>/bucket/key`):
+Storage layout (local mirror of S3, `s3://bucket/key` -> `<storage_root>/bucket/key`); each
+run has its own folders, `<run key>` = the Dagster run id (`-retry<N>` for a retry), see
+`plan/storage_layout.py`:
 
-- inputs, placed as they would be uploaded to S3:
-  `<input_uri>/<notebook>.ipynb`, `<input_uri>/<parameter file>.json`, `<input_uri>/lib/...`
-  (input/lib is replaced on every run so deleted lib files do not linger);
-- outputs: `<output_uri>/<notebook stem>.ipynb` is the executed notebook (saved after every
-  cell by papermill, so a failed run leaves the partly executed notebook there), and every
-  file the notebook wrote under `output_dir` is copied to `<output_uri>/<relative path>`
-  (also after a failure). Earlier runs' files are not deleted, as on S3.
+- inputs, staged for this run only (two runs at once never touch each other's files):
+  `<input_uri>/runs/<run key>/<notebook>.ipynb`, `.../<parameter file>.json`, `.../lib/...`;
+- the executed notebook: `<output_uri>/runs/<run key>/<notebook stem>.ipynb` (saved after every
+  cell by papermill, so a failed run leaves its partly executed notebook there); the
+  materialization's `notebook` metadata links to it;
+- a successful run then publishes the notebook to `<output_uri>/<notebook stem>.ipynb` and every
+  file the notebook wrote under `output_dir` to `<output_uri>/<relative path>`, each written
+  to a temporary name and renamed over the old one. A failed run publishes nothing there: its
+  files go to `<output_uri>/runs/<run key>/<relative path>`. Earlier runs' files are not
+  deleted, as on S3.
 
-The notebook runs from the placed input copy; the kernel's cwd is a scratch dir under
-`<home>/work/` (removed afterwards), `output_dir` is a folder inside it and the placed
-`input/lib` is on the kernel's PYTHONPATH. The kernel spec is looked up only in the env's
+The notebook runs from the staged input copy; the kernel's cwd is a scratch dir under
+`<home>/work/` (removed afterwards), `output_dir` is a folder inside it and the staged `lib`
+is on the kernel's PYTHONPATH. The kernel spec is looked up only in the env's
 `<jupyter_path>/kernels` and the kernel process gets JUPYTER_PATH/PYTHONPATH in its own
-environment: nothing in this process's os.environ or cwd is changed.
+environment: nothing in this process's os.environ or cwd is changed. The kernel dies with
+the step: a death signal, the run worker's watchdog, and a stop after papermill returns or
+is interrupted (procs.py).
 """
 
 from __future__ import annotations
@@ -30,21 +37,24 @@ from typing import Any, Callable
 from dagster import MetadataValue
 from pydantic import Field
 
+from ml_pipelines.local import procs
 from ml_pipelines.local.envs import PythonEnv, ensure_python_env
 from ml_pipelines.local.storage import LocalStorage, join_uri
 from ml_pipelines.plan.model import NotebookPlan
+from ml_pipelines.plan.storage_layout import run_key, run_uri
 from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type:
+def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str], started: list[Any]) -> type:
     # jupyter and papermill are imported when a notebook runs, not when the code location loads
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    """A kernel manager bound to one env's kernel dir and extra environment variables."""
+    """A kernel manager bound to one env's kernel dir and extra environment variables; each
+    kernel process it starts is appended to `started`."""
 
     class StepKernelManager(AsyncKernelManager):
         @default("kernel_spec_manager")
@@ -54,7 +64,12 @@ def _kernel_manager_class(env: PythonEnv, kernel_env: dict[str, str]) -> type:
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**kw.get("env", os.environ), **kernel_env}
             kw.setdefault("transport_encryption", "auto")  # CurveZMQ when the kernel supports it
+            kw["preexec_fn"] = procs.preexec()  # dies with this thread (jupyter_client adds its own session)
             await super().start_kernel(**kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                procs.watch(process)
+                started.append(process)
 
     return StepKernelManager
 
@@ -87,16 +102,16 @@ class LocalNotebooks(NotebookBackend):
     home: str = Field(description="LOCAL state directory, e.g. <project>/.ml_pipelines.")
     storage: LocalStorage = Field(description="The S3 mirror the step reads and writes (the `storage` resource).")
 
-    def _place_inputs(self, storage: LocalStorage, plan: NotebookPlan) -> tuple[Path, Path | None]:
-        """Copy notebook, parameter file and lib/ to the input location; return the local notebook and lib paths."""
-        notebook_uri = storage.put_file(str(plan.notebook), join_uri(plan.input_uri, plan.notebook.name))
+    def _place_inputs(self, storage: LocalStorage, plan: NotebookPlan, input_uri: str) -> tuple[Path, Path | None]:
+        """Copy notebook, parameter file and lib/ to this run's input folder; the local notebook and lib paths."""
+        notebook_uri = storage.put_file(str(plan.notebook), join_uri(input_uri, plan.notebook.name))
         if plan.parameter_file is not None:
-            storage.put_file(str(plan.parameter_file), join_uri(plan.input_uri, plan.parameter_file.name))
+            storage.put_file(str(plan.parameter_file), join_uri(input_uri, plan.parameter_file.name))
         lib_local: Path | None = None
         if plan.lib_dir is not None:
-            lib_uri = join_uri(plan.input_uri, "lib")
+            lib_uri = join_uri(input_uri, "lib")
             lib_local = storage.path_for(lib_uri)
-            shutil.rmtree(lib_local, ignore_errors=True)
+            shutil.rmtree(lib_local, ignore_errors=True)  # this run's own folder (a retry's leftovers)
             lib_local.mkdir(parents=True)
             for src in sorted(p for p in plan.lib_dir.rglob("*") if p.is_file()):
                 rel = src.relative_to(plan.lib_dir)
@@ -111,8 +126,11 @@ class LocalNotebooks(NotebookBackend):
                 raise StepPreconditionFailed(f"Notebook step {plan.run.step_name}: file not found: {path}")
         env = ensure_python_env(Path(self.home), plan.image.kernel, plan.image.requirements_file, context.log)
         storage = self.storage
-        input_notebook, lib_local = self._place_inputs(storage, plan)
-        output_notebook_uri = join_uri(plan.output_uri, f"{plan.notebook.stem}.ipynb")
+        key = run_key(context.run_id, getattr(context, "retry_number", 0) or 0)
+        run_output_uri = run_uri(plan.output_uri, key)
+        input_notebook, lib_local = self._place_inputs(storage, plan, run_uri(plan.input_uri, key))
+        notebook_name = f"{plan.notebook.stem}.ipynb"
+        output_notebook_uri = join_uri(run_output_uri, notebook_name)
         output_notebook = storage.path_for(output_notebook_uri)
         output_notebook.parent.mkdir(parents=True, exist_ok=True)
 
@@ -131,7 +149,8 @@ class LocalNotebooks(NotebookBackend):
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
-        output_files: list[str]
+        kernels: list[Any] = []
+        succeeded = False
         try:
             papermill.execute_notebook(
                 str(input_notebook),
@@ -144,23 +163,31 @@ class LocalNotebooks(NotebookBackend):
                 stderr_file=_LogStream(context.log.info, "[stderr] "),
                 # engine kwargs, passed to nbclient: kernel cwd and kernel manager (no os.chdir / os.environ)
                 resources={"metadata": {"path": str(workdir)}},
-                kernel_manager_class=_kernel_manager_class(env, kernel_env),
+                kernel_manager_class=_kernel_manager_class(env, kernel_env, kernels),
             )
+            succeeded = True
         except PapermillExecutionError as err:
             message = failure_message(plan, err) + f"\nPartly executed notebook: {output_notebook_uri}"
             context.log.error(message)
             raise StepFailed(message) from None
         finally:
-            output_files = storage.put_tree(str(output_dir), plan.output_uri)
+            for kernel in kernels:  # still running when papermill was interrupted
+                if kernel.poll() is None:
+                    procs.stop(kernel)
+                procs.finish(kernel)
+            # a successful run publishes to the model's output location, a failed one keeps its files
+            output_files = storage.put_tree(str(output_dir), plan.output_uri if succeeded else run_output_uri)
             shutil.rmtree(workdir, ignore_errors=True)
+        published = storage.put_file(str(output_notebook), join_uri(plan.output_uri, notebook_name))
 
         duration = round(time.monotonic() - start, 3)
         context.log.info(f"Notebook {plan.notebook.name} finished in {duration}s; {len(output_files)} output file(s)")
         return StepOutcome(
             metadata={
                 "notebook": MetadataValue.notebook(str(output_notebook)),
-                "output_files": [output_notebook_uri, *output_files],
+                "output_files": [output_notebook_uri, published, *output_files],
                 "output_uri": plan.output_uri,
+                "run_output_uri": run_output_uri,
                 "duration_s": duration,
                 "kernel": plan.image.kernel,
                 "kernel_name": env.kernel_name,

@@ -7,6 +7,10 @@ So every script talks to Dagster (a plain one no longer leaves the step logging 
 receive any messages"), and a script that calls `open_dagster_pipes()` itself gets this
 same session. The exit code and the traceback are the script's.
 
+Started by `procs.start` it leads a process group of its own; a SIGTERM (the step stopping it,
+or its death signal when the step process dies) then SIGKILLs that whole group, so what the
+script started dies with it. A script that sets its own SIGTERM handler replaces this one.
+
 Run by path with the step env's interpreter: it needs only `dagster_pipes`.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 import traceback
 
@@ -21,6 +26,8 @@ import traceback
 def main() -> None:
     from dagster_pipes import open_dagster_pipes
 
+    if os.getpgrp() == os.getpid():
+        signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
     script = os.path.abspath(sys.argv[1])
     sys.argv = [script, *sys.argv[2:]]
     sys.path[0] = os.path.dirname(script)  # as `python <script>` does

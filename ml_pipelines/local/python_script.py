@@ -21,14 +21,14 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import PIPE, Popen
+from subprocess import PIPE
 from typing import IO, Any
 
 from dagster import MaterializeResult, MetadataValue, PipesSubprocessClient, ResourceDependency, open_pipes_session
-from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster._core.pipes.context import PipesExecutionResult
 from pydantic import Field
 
+from ml_pipelines.local import procs
 from ml_pipelines.local.envs import ensure_python_env
 from ml_pipelines.plan.model import PythonScriptPlan
 from ml_pipelines.steps import PythonScriptBackend, StepFailed, StepOutcome, StepPreconditionFailed
@@ -45,7 +45,13 @@ class CapturedRun:
 
 
 class CapturingPipesSubprocessClient(PipesSubprocessClient):
-    """PipesSubprocessClient whose child's stdout/stderr go line by line to context.log."""
+    """PipesSubprocessClient whose child's stdout/stderr go line by line to context.log.
+
+    The child runs in its own process group and dies with the step (procs.py); a cancelled
+    step stops the whole group: SIGTERM, then SIGKILL after `grace_s` seconds.
+    """
+
+    grace_s: float = procs.GRACE_S
 
     def run_captured(
         self,
@@ -67,8 +73,10 @@ class CapturingPipesSubprocessClient(PipesSubprocessClient):
         with open_pipes_session(
             context=context, context_injector=self.context_injector, message_reader=self.message_reader
         ) as session:
-            process = Popen(
-                list(command),
+            # its own process group, dies with this step (procs.py); SIGTERM: pipes_launcher kills the group
+            process = procs.start(
+                command,
+                death_signal=signal.SIGTERM,
                 cwd=cwd or self.cwd,
                 env={**os.environ, **self.env, **(env or {}), **session.get_bootstrap_env_vars()},
                 stdout=PIPE,
@@ -85,15 +93,16 @@ class CapturingPipesSubprocessClient(PipesSubprocessClient):
                 t.start()
             try:
                 process.wait()
-            except DagsterExecutionInterruptedError:
-                if self.forward_termination:  # as PipesSubprocessClient: let the child exit gracefully
-                    context.log.info("[pipes] execution interrupted, sending SIGINT to subprocess.")
-                    process.send_signal(signal.SIGINT)
-                    process.wait(timeout=self.termination_timeout_seconds)
+            except BaseException:  # the run is cancelled (DagsterExecutionInterruptedError) or failing
+                context.log.info(
+                    f"[pipes] execution interrupted: stopping the subprocess (SIGTERM, SIGKILL after {self.grace_s:g}s)."
+                )
+                procs.stop(process, self.grace_s)
                 raise
             finally:
+                procs.finish(process)  # what the script left running in its group
                 for t in pumps:
-                    t.join(timeout=10)  # a grandchild holding the pipe open must not hang the step
+                    t.join(timeout=10)  # a detached grandchild holding the pipe open must not hang the step
         return CapturedRun(
             process.returncode, list(tails["stdout"]), list(tails["stderr"]), session.get_reported_results()
         )

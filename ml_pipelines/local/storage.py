@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from pydantic import Field
@@ -33,9 +35,19 @@ class LocalStorage(Storage):
         return s3_to_local(uri, self.root)
 
     def put_file(self, local_path: str, uri: str) -> str:
+        """Copy to a hidden temporary name next to the target, then rename: a reader sees the old
+        file or the new one, never a part (dot-files are skipped by Glue's and the warehouse's listings)."""
         target = self.path_for(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return uri
 
     def put_tree(self, local_dir: str, uri_prefix: str) -> list[str]:

@@ -51,6 +51,7 @@ from dagster import InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from ml_pipelines.config.schema import StepKind, step_kind_of
+from ml_pipelines.local import procs
 from ml_pipelines.local.storage import LocalStorage, s3_to_local
 from ml_pipelines.plan.model import SqlPlan
 from ml_pipelines.steps import SqlBackend, StepFailed, StepOutcome
@@ -103,8 +104,12 @@ class ServerProcess:
         db_dir.mkdir(parents=True, exist_ok=True)
         self.log_file = db_dir / _SERVER_LOG
         self._early_log = tempfile.TemporaryFile(mode="w+")  # stderr until the child holds the lock
-        self.proc = subprocess.Popen(
+        # Its own process group. It stops when its stdin closes, as it does when this process dies:
+        # no death signal or watchdog, which would kill it before it closes DuckDB (procs.py).
+        self.proc = procs.start(
             [sys.executable, "-c", _SERVER_SCRIPT, str(db_dir), str(self.log_file), _LOCK_FILE],
+            death_signal=None,
+            watched=False,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._early_log,
@@ -172,8 +177,8 @@ class ServerProcess:
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            procs.stop(self.proc, grace=0)
+        procs.forget(self.proc)
         self._early_log.close()
 
 

@@ -7,6 +7,13 @@
   `input/common_lib/`, `input/common_jars/`, `input/pub_dependencies/`,
   `input/common_py_files/`.
 
+Each run keeps its own files below a step's prefixes, in `runs/<run key>/` (`run_uri`): the
+run key is Dagster's run id, with `-retry<N>` for a step's retry N. A notebook run stages its
+inputs in `input/runs/<run key>/` (notebook, parameter file, `lib/`) and writes its executed
+notebook to `output/runs/<run key>/<notebook stem>.ipynb`; a successful run then publishes
+the notebook and the files it wrote to `output/` (each replaced atomically), a failed one
+leaves them in its run folder. `ml-pipelines plan` shows the step's prefixes.
+
 `<env>` is the lower-case environment name. The bucket is the step's
 `BucketIOConfig.<ENV>.model_bucket`; LOCAL uses its LOCAL entry, else the DEV entry, else
 `ml-pipelines-local` (LOCAL never touches a real bucket: URIs map under the storage root).
@@ -18,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 LOCAL_DEFAULT_BUCKET = "ml-pipelines-local"
+RUNS_FOLDER = "runs"
 GLUE_COMMON_INPUTS = ("common_lib", "common_jars", "pub_dependencies", "common_py_files")
 
 
@@ -63,3 +71,13 @@ def glue_uris(bucket: str, env: str, glue_model_name: str | None, script_name: s
     if common:
         uris.update({name: f"{base}input/{name}/" for name in GLUE_COMMON_INPUTS})
     return uris
+
+
+def run_key(run_id: str, retry_number: int = 0) -> str:
+    """The name of a run's own folder: the run id, `-retry<N>` for the step's retry N."""
+    return run_id if not retry_number else f"{run_id}-retry{retry_number}"
+
+
+def run_uri(prefix_uri: str, key: str) -> str:
+    """A run's own folder below an input or output prefix: `<prefix>runs/<key>/`."""
+    return f"{prefix_uri.rstrip('/')}/{RUNS_FOLDER}/{key}/"

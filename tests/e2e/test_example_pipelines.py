@@ -242,8 +242,11 @@ def test_notebook_v2_forecast_uses_its_own_parameter_file(runs: Runs) -> None:
 def test_notebook_metadata_links_the_executed_notebook(runs: Runs) -> None:
     for key, version in ((NB_V1, "V1"), (NB_V2, "V2")):
         meta = runs.metadata(runs.forecast, key)
-        executed = notebook_output(runs, version) / f"ContentForecast_{version}.ipynb"
+        # the run's own executed notebook; the successful run also published it to output/
+        executed = notebook_output(runs, version) / "runs" / runs.forecast.run_id / f"ContentForecast_{version}.ipynb"
         assert meta["notebook"] == str(executed) and Path(meta["notebook"]).is_file()
+        published = notebook_output(runs, version) / f"ContentForecast_{version}.ipynb"
+        assert published.read_bytes() == executed.read_bytes()
         output_uri = f"s3://{DEV}/sagemaker-models-local/Content_Forecast/ContentForecast_{version}/output/"
         assert meta["output_uri"] == output_uri
         assert f"{output_uri}forecast_{PARTITION}.csv" in meta["output_files"]

@@ -79,10 +79,17 @@ def test_notebook_receives_parameters_and_writes_outputs(tmp_path: Path, home: P
         rows = list(csv.reader(f))
     assert rows == [["label", "env", "i", "doubled"], *[["local", "LOCAL", str(i), str(2 * i)] for i in range(3)]]
 
-    executed = out / "report.ipynb"
+    # the run's own executed notebook, linked from the metadata; a success also publishes it to output/
+    run_output = f"{plan.output_uri}runs/{result.run_id}/"
+    executed = out / "runs" / result.run_id / "report.ipynb"
     assert meta["notebook"] == str(executed)
-    assert meta["output_uri"] == plan.output_uri
-    assert meta["output_files"] == [f"{plan.output_uri}report.ipynb", f"{plan.output_uri}tables/report.csv"]
+    assert (out / "report.ipynb").read_bytes() == executed.read_bytes()
+    assert meta["output_uri"] == plan.output_uri and meta["run_output_uri"] == run_output
+    assert meta["output_files"] == [
+        f"{run_output}report.ipynb",
+        f"{plan.output_uri}report.ipynb",
+        f"{plan.output_uri}tables/report.csv",
+    ]
     assert meta["kernel"] == "python3" and meta["kernel_name"].startswith("mlp-python3-")
     nb = nbformat.read(executed, as_version=4)
     assert tagged_output(nb, "result") == "6"  # helpers.double(rows) from lib/
@@ -93,8 +100,8 @@ def test_notebook_receives_parameters_and_writes_outputs(tmp_path: Path, home: P
     # notebook prints reach the Dagster log
     assert "wrote 3 rows for local" in log_messages(instance, result)
 
-    # inputs placed as they would be uploaded to S3
-    inp = storage / "model-bucket/sagemaker-models-local/demo_model/report/input"
+    # inputs staged in the run's own input folder
+    inp = storage / "model-bucket/sagemaker-models-local/demo_model/report/input/runs" / result.run_id
     assert (inp / "report.ipynb").is_file() and (inp / "lib" / "helpers.py").is_file()
     assert json.loads((inp / "parameters.json").read_text())["LOCAL"] == {"label": "local"}
     assert not list((home / "work").iterdir())  # scratch dir removed
@@ -114,8 +121,12 @@ def test_failing_cell(tmp_path: Path, home: Path, instance: DagsterInstance) -> 
     assert 'raise ValueError(f"bad value {value}")' in text  # traceback text
     assert any("ValueError: bad value 42" in m for m in log_messages(instance, result))  # context.log.error
 
+    # a failed run's notebook and files stay in its own folder; nothing is published to output/
     out = storage / "model-bucket/sagemaker-models-local/demo_model/failing/output"
-    nb = nbformat.read(out / "failing.ipynb", as_version=4)
+    assert "Partly executed notebook: s3://model-bucket/" in text and f"/runs/{result.run_id}/failing.ipynb" in text
+    nb = nbformat.read(out / "runs" / result.run_id / "failing.ipynb", as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert [e.evalue for e in errors] == ["bad value 42"]
-    assert (out / "before_failure.txt").read_text() == "partial"  # files written before the failure are kept
+    # files written before the failure are kept, in the run's folder
+    assert (out / "runs" / result.run_id / "before_failure.txt").read_text() == "partial"
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]
