@@ -275,8 +275,9 @@ class LoadStore:
             self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=self.file.name, suffix=".tmp")
             try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    json.dump(payload, out, separators=(",", ":"))
+                with os.fdopen(handle, "wb") as out:
+                    # dumps, not dump: only dumps uses the C encoder
+                    out.write(json.dumps(payload, separators=(",", ":")).encode())
                 os.replace(tmp, self.file)
             except BaseException:
                 os.unlink(tmp)

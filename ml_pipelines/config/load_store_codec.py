@@ -83,13 +83,34 @@ def _optional_text(value: Any) -> str | None:
 
 
 # -- ("parsed", config file): the YAML document ----------------------------------------------
-def _encode_positions(stored: dict, own: Path, files: dict[Path, int]) -> list:
-    out = []
-    for path, where in stored.items():
-        if where.__class__ is not int:
-            where = where.line if where.file == own else [files.setdefault(where.file, len(files)), where.line]
-        out.append([list(path), where])
-    return out
+# Positions are one row per path (most paths have a key and a value position): [length of
+# the part shared with the previous row's path, the rest of the path, key, value], where a
+# position is a line of the document's own file, [index in "files", line] elsewhere, or
+# None when there is none.
+def _encode_mark(where: Any, own: Path, files: dict[Path, int]) -> Any:
+    if where is None or where.__class__ is int:
+        return where
+    if where.file == own:
+        return where.line
+    return [files.setdefault(where.file, len(files)), where.line]
+
+
+def _encode_positions(positions: Positions, own: Path, files: dict[Path, int]) -> list:
+    keys, values = positions._keys, positions._values
+    rows = []
+    previous: tuple = ()
+    for path in [*values, *(p for p in keys if p not in values)]:
+        shared = 0
+        for a, b in zip(previous, path, strict=False):
+            if a != b or a.__class__ is not b.__class__:
+                break
+            shared += 1
+        rest = list(path[shared:])
+        rows.append(
+            [shared, rest, _encode_mark(keys.get(path), own, files), _encode_mark(values.get(path), own, files)]
+        )
+        previous = path
+    return rows
 
 
 def encode_parsed(value: tuple[YamlDocument, dict]) -> dict:
@@ -97,45 +118,54 @@ def encode_parsed(value: tuple[YamlDocument, dict]) -> dict:
     if doc.issues or doc.fatal:
         raise Unencodable("a document with issues")
     files: dict[Path, int] = {}
-    keys = _encode_positions(doc.positions._keys, doc.file, files)
-    values = _encode_positions(doc.positions._values, doc.file, files)
+    positions = _encode_positions(doc.positions, doc.file, files)
     return {
         "file": str(doc.file),
         "root": str(doc.root),
         "data": encode_data(doc.data),
         "includes": [str(p) for p in doc.includes],
         "files": [str(p) for p in files],
-        "keys": keys,
-        "values": values,
+        "positions": positions,
     }
 
 
-def _decode_positions(items: list, files: list[Path], marks: dict) -> dict:
-    out: dict = {}
-    for path, where in items:
-        key = tuple(part if part.__class__ is str else _line(part) for part in path)
-        if where.__class__ is not int:
-            index, line = where
-            mark = marks.get((index, line))
-            if mark is None:
-                mark = marks[index, line] = Mark(files[_line(index)], _line(line))
-            where = mark
-        out[key] = where
-    return out
+def _decode_positions(rows: list, files: list[Path], file: Path) -> Positions:
+    keys: dict = {}
+    values: dict = {}
+    marks: dict = {}
+
+    def mark(where: Any) -> Any:
+        if where.__class__ is int:
+            return where
+        index, line = where
+        found = marks.get((index, line))
+        if found is None:
+            found = marks[index, line] = Mark(files[_line(index)], _line(line))
+        return found
+
+    path: tuple = ()
+    for shared, rest, key, value in rows:
+        if rest.__class__ is not list or shared.__class__ is not int or not 0 <= shared <= len(path):
+            raise TypeError("bad position row")
+        for part in rest:
+            if part.__class__ is not str and part.__class__ is not int:
+                raise TypeError("bad key path")
+        path = path[:shared] + tuple(rest)
+        if key is not None:
+            keys[path] = mark(key)
+        if value is not None:
+            values[path] = mark(value)
+    return Positions(keys, values, file=file)
 
 
 def decode_parsed(data: dict) -> tuple[YamlDocument, dict]:
     file = Path(_text(data["file"]))
     files = [Path(_text(p)) for p in data["files"]]
-    marks: dict = {}
-    positions = Positions(
-        _decode_positions(data["keys"], files, marks), _decode_positions(data["values"], files, marks), file=file
-    )
     doc = YamlDocument(
         file=file,
         root=Path(_text(data["root"])),
         data=decode_data(data["data"]),
-        positions=positions,
+        positions=_decode_positions(data["positions"], files, file),
         includes=[Path(_text(p)) for p in data["includes"]],
     )
     return doc, {}
