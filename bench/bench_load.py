@@ -59,12 +59,13 @@ def main() -> None:
                 "ML_PIPELINES_PROJECT_DIR": str(project),
                 "ML_PIPELINES_ENV": "LOCAL",
                 "ML_PIPELINES_HOME": str(Path(tmp) / "home"),
+                "ML_PIPELINES_CACHE_DIR": str(Path(tmp) / "home" / "cache"),  # the load cache
                 "ML_PIPELINES_STRICT": "1",
             }
             baseline_env = {**base_env, "BENCH_PIPELINES": str(size)}
             results = {"factory": [], "factory_cold": [], "baseline": []}
             validate_factory = [DAGSTER, "definitions", "validate", "-m", "ml_pipelines.definitions"]
-            cache_dir = Path(factory_env["ML_PIPELINES_HOME"]) / "cache"
+            cache_dir = Path(factory_env["ML_PIPELINES_CACHE_DIR"])
             for _ in range(opts.repeat):  # interleaved so all see the same machine state
                 # cold: the first load after the configs changed (no load cache); then the
                 # usual load of every later process, which reuses it

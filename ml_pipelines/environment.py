@@ -29,10 +29,11 @@ DEFAULT_PARALLEL_STEPS = {"LOCAL": 2, "DEV": 8, "BETA": 8, "PROD": 8}
 class Settings:
     env: str  # LOCAL, DEV, BETA or PROD
     project_dir: Path  # holds model_configs/ and the model folders
-    home: Path  # local state: storage mirror, venvs, warehouse, load cache
+    home: Path  # local state: storage mirror, venvs, warehouse
     strict: bool = False  # a broken config fails the code location load
     max_parallel_steps: int = 2  # steps of one run executing at once
     storage_dir: Path | None = None  # LOCAL's S3 mirror when not <home>/storage
+    cache_dir: Path | None = None  # the load cache's folder (outside the project); None: none on disk
 
     @property
     def storage_root(self) -> Path | None:
@@ -59,6 +60,7 @@ def _positive_int(name: str, default: int) -> int:
 
 def settings_from_env(project_dir: str | Path | None = None, env: str | None = None) -> Settings:
     """Settings from the arguments, else ML_PIPELINES_* environment variables, else defaults."""
+    from ml_pipelines.config.load_store import default_cache_dir
     from ml_pipelines.config.paths import project_root
 
     root = project_root(project_dir)
@@ -67,6 +69,7 @@ def settings_from_env(project_dir: str | Path | None = None, env: str | None = N
         raise ValueError(f"ML_PIPELINES_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")
     home = Path(os.environ.get("ML_PIPELINES_HOME") or root / ".ml_pipelines").resolve()
     storage = os.environ.get("ML_PIPELINES_STORAGE_ROOT")
+    cache = os.environ.get("ML_PIPELINES_CACHE_DIR", "").strip()
     return Settings(
         env=env,
         project_dir=root,
@@ -74,6 +77,7 @@ def settings_from_env(project_dir: str | Path | None = None, env: str | None = N
         strict=os.environ.get("ML_PIPELINES_STRICT", "").strip().lower() in ("1", "true", "yes"),
         max_parallel_steps=_positive_int("ML_PIPELINES_MAX_PARALLEL_STEPS", DEFAULT_PARALLEL_STEPS[env]),
         storage_dir=Path(storage) if storage else None,
+        cache_dir=Path(cache).resolve() if cache else default_cache_dir(),
     )
 
 

@@ -10,6 +10,7 @@ from dagster import Definitions
 
 from ml_pipelines.config.checks import load_env_variables
 from ml_pipelines.config.load_store import LoadStore
+from ml_pipelines.config.load_store_codec import CODECS
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.session import LoadSession
 from ml_pipelines.config.variables import VariablesError
@@ -22,7 +23,12 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     that serves them (its step processes preload it, see `environment.build_executor`)."""
     # Every Dagster process loads the code location: reuse what earlier loads worked out
     # from unchanged files (the load cache, see config/load_store.py).
-    session = LoadSession(LoadStore.for_project(settings.home / "cache", settings.project_dir))
+    store = (
+        LoadStore()
+        if settings.cache_dir is None
+        else LoadStore.for_project(settings.cache_dir, settings.project_dir, CODECS)
+    )
+    session = LoadSession(store)
     project = load_project(settings.project_dir, env=settings.env, session=session)
     # A broken variables.yml is a config error of the load (its own broken-config asset).
     variables = load_env_variables(project.paths, settings.env, session)

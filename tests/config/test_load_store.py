@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import shutil
 import time
 from pathlib import Path
 
 from ml_pipelines.config import load_store
 from ml_pipelines.config.load_store import LoadStore
+from ml_pipelines.config.load_store_codec import CODECS
 from ml_pipelines.config.loader import load_project
 from ml_pipelines.config.session import LoadSession
 from ml_pipelines.plan.versions import step_code_version
 from tests.config.conftest import FORECAST, FixtureProject
 
 FORECAST_ID = "demo_forecast_Daily"
+
+
+def key(name: str) -> tuple[str, str]:
+    """A key of a kind the cache keeps on disk (a digest: any text)."""
+    return ("digest", name)
+
+
+def store(file: Path) -> LoadStore:
+    return LoadStore(file, CODECS)
 
 
 def settle(root: Path) -> None:
@@ -43,20 +53,20 @@ def test_value_is_reused_until_its_file_changes(tmp_path):
     source = tmp_path / "a.txt"
     source.write_text("one")
     settle(tmp_path)
-    cache_file = tmp_path / "cache" / "c.pickle"
+    cache_file = tmp_path / "cache" / "c.json"
 
-    first = LoadStore(cache_file)
-    assert first.memo("k", [source], lambda: source.read_text()) == "one"
+    first = store(cache_file)
+    assert first.memo(key("k"), [source], lambda: source.read_text()) == "one"
     first.save()
 
-    second = LoadStore(cache_file)
-    assert second.memo("k", [source], lambda: "recomputed") == "one"
+    second = store(cache_file)
+    assert second.memo(key("k"), [source], lambda: "recomputed") == "one"
     assert (second.hits, second.misses) == (1, 0)
 
     source.write_text("two!")  # another size and mtime
     settle(tmp_path)
-    third = LoadStore(cache_file)
-    assert third.memo("k", [source], lambda: source.read_text()) == "two!"
+    third = store(cache_file)
+    assert third.memo(key("k"), [source], lambda: source.read_text()) == "two!"
     assert third.misses == 1
 
 
@@ -64,52 +74,52 @@ def test_deleted_or_created_files_invalidate(tmp_path):
     present, absent = tmp_path / "present.txt", tmp_path / "absent.txt"
     present.write_text("x")
     settle(tmp_path)
-    cache = LoadStore(tmp_path / "c.pickle")
-    cache.put("k", "value", [present, absent])  # worked out while `absent` did not exist
+    cache = store(tmp_path / "c.json")
+    cache.put(key("k"), "value", [present, absent])  # worked out while `absent` did not exist
     cache.save()
-    assert LoadStore(tmp_path / "c.pickle").get("k") == "value"
+    assert store(tmp_path / "c.json").get(key("k")) == "value"
 
     absent.write_text("now here")
-    assert LoadStore(tmp_path / "c.pickle").get("k") is None
+    assert store(tmp_path / "c.json").get(key("k")) is None
     absent.unlink()
     present.unlink()
-    assert LoadStore(tmp_path / "c.pickle").get("k") is None
+    assert store(tmp_path / "c.json").get(key("k")) is None
 
 
 def test_recently_written_or_changing_files_are_not_cached(tmp_path):
     fresh = tmp_path / "fresh.txt"
     fresh.write_text("just written")
-    cache = LoadStore(tmp_path / "c.pickle")
-    cache.put("fresh", 1, [fresh])  # could be rewritten within the same clock tick
-    assert cache.get("fresh") is None
+    cache = store(tmp_path / "c.json")
+    cache.put(key("fresh"), "1", [fresh])  # could be rewritten within the same clock tick
+    assert cache.get(key("fresh")) is None
 
     settle(tmp_path)
-    moving = LoadStore(tmp_path / "c.pickle")
+    moving = store(tmp_path / "c.json")
     moving.signature(fresh)  # taken before the read
     fresh.write_text("changed while being read")
     settle(tmp_path)
-    moving.put("moving", 2, [fresh])
-    assert moving.get("moving") is None
+    moving.put(key("moving"), "2", [fresh])
+    assert moving.get(key("moving")) is None
 
 
 def test_save_writes_only_what_changed_and_drops_unused_entries(tmp_path):
     source = tmp_path / "a.txt"
     source.write_text("a")
     settle(tmp_path)
-    path = tmp_path / "c.pickle"
-    cache = LoadStore(path)
-    cache.put("used", 1, [source])
-    cache.put("unused", 2, [source])
+    path = tmp_path / "c.json"
+    cache = store(path)
+    cache.put(key("used"), "1", [source])
+    cache.put(key("unused"), "2", [source])
     cache.save()
 
-    again = LoadStore(path)
-    assert again.get("used") == 1
+    again = store(path)
+    assert again.get(key("used")) == "1"
     again.save()  # "unused" was not asked for: dropped
-    assert set(pickle.loads(path.read_bytes())["entries"]) == {"used"}
+    assert [e[:2] for e in json.loads(path.read_text())["entries"]] == [list(key("used"))]
 
     before = path.stat().st_mtime_ns
-    steady = LoadStore(path)
-    assert steady.get("used") == 1
+    steady = store(path)
+    assert steady.get(key("used")) == "1"
     steady.save()
     assert path.stat().st_mtime_ns == before  # nothing changed: nothing written
 
@@ -118,16 +128,16 @@ def test_corrupt_or_foreign_cache_is_ignored(tmp_path, monkeypatch, caplog):
     source = tmp_path / "a.txt"
     source.write_text("a")
     settle(tmp_path)
-    path = tmp_path / "c.pickle"
-    path.write_bytes(b"not a pickle")
-    cache = LoadStore(path)
-    assert cache.get("k") is None
-    cache.put("k", 1, [source])
+    path = tmp_path / "c.json"
+    path.write_bytes(b"not json {")
+    cache = store(path)
+    assert cache.get(key("k")) is None
+    cache.put(key("k"), "1", [source])
     cache.save()
-    assert LoadStore(path).get("k") == 1
+    assert store(path).get(key("k")) == "1"
 
     monkeypatch.setattr(load_store, "product_fingerprint", lambda: "another product version")
-    assert LoadStore(path).get("k") is None
+    assert store(path).get(key("k")) is None
 
 
 def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
@@ -136,15 +146,15 @@ def test_unwritable_cache_dir_only_loses_the_speed_up(tmp_path, caplog):
     settle(tmp_path)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the cache folder should be")
-    cache = LoadStore(blocker / "c.pickle")
-    cache.put("k", 1, [source])
+    cache = store(blocker / "c.json")
+    cache.put(key("k"), "1", [source])
     cache.save()  # logs, does not raise
     assert "could not write the load cache" in caplog.text
 
 
 # -- through load_project --------------------------------------------------------------------
 def load(project: FixtureProject, cache_dir: Path):
-    session = LoadSession(LoadStore.for_project(cache_dir, project.root))
+    session = LoadSession(LoadStore.for_project(cache_dir, project.root, CODECS))
     loaded = load_project(project.root, env="LOCAL", session=session)
     session.save()
     return loaded, session.store
@@ -205,7 +215,7 @@ def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
     notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
 
     def version() -> tuple[str, int]:
-        session = LoadSession(LoadStore.for_project(tmp_path / "cache", project.root))
+        session = LoadSession(LoadStore.for_project(tmp_path / "cache", project.root, CODECS))
         loaded = load_project(project.root, env="LOCAL", session=session)
         result = step_code_version(
             loaded.pipeline(FORECAST_ID), "sagemaker_notebook_job_processing_script", loaded.paths, session
@@ -232,9 +242,10 @@ def test_the_code_location_writes_its_cache_and_then_only_reads_it(tmp_path, mon
     settle(root)
     monkeypatch.setenv("ML_PIPELINES_PROJECT_DIR", str(root))
     monkeypatch.setenv("ML_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ML_PIPELINES_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ML_PIPELINES_ENV", "LOCAL")
     first = build_code_location(settings_from_env(), "ml_pipelines.definitions")
-    (cache,) = (tmp_path / "home" / "cache").glob("load-*.pickle")
+    (cache,) = (tmp_path / "cache").glob("load-*.json")
     written = cache.stat().st_mtime_ns
     second = build_code_location(settings_from_env(), "ml_pipelines.definitions")
     assert cache.stat().st_mtime_ns == written  # every result reused, nothing new to write
