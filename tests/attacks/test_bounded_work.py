@@ -1,0 +1,113 @@
+"""Issue 10: work a config or a model file can make the product do is bounded.
+
+Each test is one reproduction: a template that builds a huge string or loops for ever, a
+catchup schedule with a million partitions, a requirements file that pulls in another, a
+notebook nested deeper than the recursion limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ml_pipelines.plan import versions
+
+
+# -- requirements that include other files -------------------------------------------------
+def _model(root: Path) -> Path:
+    (root / "model_configs").mkdir(parents=True)
+    model = root / "Sagemaker_Models" / "m"
+    model.mkdir(parents=True)
+    return model
+
+
+@pytest.mark.parametrize(
+    "line", ["-r base.txt", "--requirement base.txt", "-c base.txt", "--constraint=base.txt", "-rbase.txt"]
+)
+def test_a_changed_included_requirements_file_changes_the_image_version(tmp_path, line):
+    model = _model(tmp_path)
+    (model / "requirements.txt").write_text(f"{line}\npandas\n")
+    (model / "base.txt").write_text("numpy==1.26\n")
+    before = versions.image_version("python3", model / "requirements.txt", None)
+    (model / "base.txt").write_text("numpy==2.0\n")
+    assert versions.image_version("python3", model / "requirements.txt", None) != before
+
+
+def test_nested_includes_are_followed_in_a_cycle_once_and_not_outside_the_project(tmp_path):
+    model = _model(tmp_path / "project")
+    (tmp_path / "project" / "shared").mkdir()
+    (model / "requirements.txt").write_text("-r ../../shared/a.txt\n-r /etc/hostname\n-r ../../../outside.txt\n")
+    (tmp_path / "project" / "shared" / "a.txt").write_text("-r b.txt\n")
+    (tmp_path / "project" / "shared" / "b.txt").write_text("-r a.txt\nrequests==2.0\n")  # a cycle
+    (tmp_path / "outside.txt").write_text("one\n")
+    before = versions.requirements_digest(model / "requirements.txt")
+    (tmp_path / "outside.txt").write_text("two\n")  # outside the project: only the line counts
+    assert versions.requirements_digest(model / "requirements.txt") == before
+    (tmp_path / "project" / "shared" / "b.txt").write_text("-r a.txt\nrequests==2.1\n")  # two levels down
+    assert versions.requirements_digest(model / "requirements.txt") != before
+
+
+def test_a_requirements_file_without_includes_keeps_its_plain_digest(tmp_path):
+    model = _model(tmp_path)
+    (model / "requirements.txt").write_text("pandas\n# -r base.txt is a comment\n")
+    (model / "base.txt").write_text("x\n")
+    assert versions.requirements_digest(model / "requirements.txt") == versions.file_digest(model / "requirements.txt")
+
+
+# -- notebooks and lib/ trees the digest cannot recurse into --------------------------------
+def test_a_deeply_nested_notebook_digests_without_recursion_error(tmp_path):
+    depth = 100_000
+    raw = ('{"cells": [{"cell_type": "code", "source": "x", "outputs": ' + "[" * depth + "]" * depth + "}]}").encode()
+    path = tmp_path / "deep.ipynb"
+    path.write_bytes(raw)
+    assert versions.file_digest(path) == hashlib.sha256(raw).hexdigest()  # by its bytes
+    cells = tmp_path / "cells.ipynb"
+    cells.write_bytes(b'{"cells": [{"cell_type": ' + b"[" * depth + b"]" * depth + b', "source": "x"}]}')
+    assert len(versions.file_digest(cells)) == 64
+
+
+def _walk_in_subprocess(lib: Path, root: Path) -> list[str]:
+    """`_walk_tree` of `lib` in a child process (the unbounded walk is killed, not left running)."""
+    code = "import json, sys; from ml_pipelines.plan import versions; "
+    code += "print(json.dumps(versions._walk_tree('lib', sys.argv[1], sys.argv[2], None)))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(lib), f"{root}{os.sep}"], capture_output=True, text=True, timeout=20, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [entry.split("\0")[1] for entry in json.loads(proc.stdout)]
+
+
+def test_a_lib_tree_deeper_than_the_recursion_limit_is_digested(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    folders = [lib]
+    for _ in range(1_200):  # deeper than the recursion limit (os.makedirs itself recurses)
+        folders.append(folders[-1] / "d")
+        folders[-1].mkdir()
+    (folders[-1] / "leaf.py").write_text("X = 1\n")
+    try:
+        assert _walk_in_subprocess(lib, tmp_path) == ["d/" * 1_200 + "leaf.py"]
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses per level
+        (folders[-1] / "leaf.py").unlink()
+        for folder in reversed(folders[1:]):
+            folder.rmdir()
+
+
+def test_a_symlink_loop_in_lib_is_walked_once(tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "pkg").mkdir(parents=True)
+    (lib / "pkg" / "m.py").write_text("X = 1\n")
+    for name in "ab":  # each links back to lib: 2^40 paths if followed blindly
+        os.symlink(lib, lib / "pkg" / name)
+    os.symlink("/", lib / "root")  # outside the project: not followed
+    start = time.monotonic()
+    assert _walk_in_subprocess(lib, tmp_path) == ["pkg/m.py"]
+    assert time.monotonic() - start < 10
