@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,39 @@ def test_a_symlink_loop_in_lib_is_walked_once(tmp_path):
     start = time.monotonic()
     assert _walk_in_subprocess(lib, tmp_path) == ["pkg/m.py"]
     assert time.monotonic() - start < 10
+
+
+# -- catchup with a million partitions ------------------------------------------------------
+def test_a_minutely_catchup_tick_from_2025_is_fast_and_requests_the_oldest_missed_in_its_window(tmp_path):
+    from dagster import DagsterRun, build_schedule_context, instance_for_test
+
+    from ml_pipelines.factory.assets import PIPELINE_TAG
+    from ml_pipelines.factory.schedules import CATCHUP_LOOKBACK_PARTITIONS, MAX_CATCHUP_RUNS_PER_TICK
+    from tests.factory.conftest import build_defs
+    from tests.factory.tiny_project import PIPELINE_ID, write_tiny_project
+
+    root = write_tiny_project(tmp_path / "p", catchup=True)
+    config = root / "model_configs" / "tiny.yml"
+    text = config.read_text().replace('"0 6 * * *"', '"* * * * *"').replace('"2024-1-1"', '"2025-1-1"')
+    config.write_text(text)
+    defs = build_defs(root, tmp_path / "home")
+    schedule = defs.get_repository_def().get_schedule_def(f"{PIPELINE_ID}_schedule")
+    tick = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)  # about 600,000 partitions since start_date
+    oldest = tick - timedelta(minutes=CATCHUP_LOOKBACK_PARTITIONS)
+    keys = [(oldest + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M") for i in range(MAX_CATCHUP_RUNS_PER_TICK + 1)]
+    with instance_for_test() as instance:
+        instance.add_run(
+            DagsterRun(
+                job_name="__ASSET_JOB",
+                run_id="tried-oldest",
+                tags={PIPELINE_TAG: PIPELINE_ID, "dagster/partition": keys[0]},
+            )
+        )
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+        )
+        start = time.monotonic()
+        requests = schedule.evaluate_tick(context).run_requests
+        elapsed = time.monotonic() - start
+    assert elapsed < 1.0, f"a catchup tick took {elapsed:.1f} s"
+    assert [r.partition_key for r in requests] == keys[1:]
