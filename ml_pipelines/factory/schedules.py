@@ -19,10 +19,11 @@ from dagster import (
     SkipReason,
     TimeWindowPartitionsDefinition,
 )
-from dagster._core.definitions.partitions.utils.time_window import TimeWindow
 from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 
 from ml_pipelines.config.loader import LoadedPipeline
+from ml_pipelines.plan.storage_layout import PlanError
+from ml_pipelines.plan.windows import ticks_before
 
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 MAX_CATCHUP_RUNS_PER_TICK = 10
@@ -89,18 +90,15 @@ def catchup_candidates(partitions_def: TimeWindowPartitionsDefinition, latest: s
     """The partition `latest` and up to CATCHUP_LOOKBACK_PARTITIONS - 1 before it (none before
     the first partition), oldest first, found by walking back from `latest`: the cost does
     not grow with the number of partitions since start_date."""
-    latest_window = partitions_def.time_window_for_partition_key(latest)
-    first_start = partitions_def.start.timestamp()
-    # Dagster's own backward walk (the public get_prev_partition_window counts from the start)
-    windows = partitions_def._reverse_iterate_time_windows(latest_window.end.timestamp())  # noqa: SLF001
-    oldest = None
-    for window in islice(windows, CATCHUP_LOOKBACK_PARTITIONS):
-        if window.start.timestamp() < first_start:
-            break
-        oldest = window
-    if oldest is None:
-        return []
-    return list(partitions_def.get_partition_keys_in_time_window(TimeWindow(oldest.start, latest_window.end)))
+    end = partitions_def.time_window_for_partition_key(latest).end
+    try:
+        starts = ticks_before(partitions_def.cron_schedule, end, CATCHUP_LOOKBACK_PARTITIONS, partitions_def.start)
+    except PlanError:  # a cron our parser does not read: Dagster's own (slower) backward walk
+        windows = partitions_def._reverse_iterate_time_windows(end.timestamp())  # noqa: SLF001
+        starts = [w.start for w in islice(windows, CATCHUP_LOOKBACK_PARTITIONS) if w.start >= partitions_def.start]
+        starts.reverse()
+    # schedules run in UTC (no DST), where a partition key is its window start formatted
+    return [start.strftime(partitions_def.fmt) for start in starts]
 
 
 def missed_partitions(
