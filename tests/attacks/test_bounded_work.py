@@ -20,6 +20,58 @@ import pytest
 
 from ml_pipelines.plan import versions
 
+# -- templates ------------------------------------------------------------------------------
+_RENDER = """
+import json, resource, sys, time
+from ml_pipelines.config.templates import TemplateRenderError, render, template_context
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # an unbounded render fails here, not the machine
+start = time.monotonic()
+try:
+    render(sys.argv[1], template_context(None, "DEV", {}), where="step s, templates_dict.k")
+    outcome = "rendered"
+except TemplateRenderError as exc:
+    outcome = "TemplateRenderError: " + str(exc)
+except BaseException as exc:
+    outcome = type(exc).__name__
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - start}))
+"""
+
+
+def _render_in_subprocess(template: str) -> dict:
+    """Render in a child process with 3 GiB of address space and a time-out, so that a
+    render that is not bounded fails the test instead of exhausting the machine."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _RENDER, template], capture_output=True, text=True, timeout=30, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return {"outcome": "timed out after 30 s", "seconds": 30.0}
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return {"outcome": f"exit {proc.returncode}: {proc.stderr[-500:]}", "seconds": 0.0}
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("{{ 'x'.center(8000000000) }}", "width 8000000000 is larger than 1,000,000"),
+        ("{{ 'x' | center(8000000000) }}", "width 8000000000 is larger than 1,000,000"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "loops ran more than 1,000,000 iterations",
+        ),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{{ 'x' * 10 }}{% endfor %}{% endfor %}",
+            "template output longer than 1,000,000 characters",
+        ),
+    ],
+)
+def test_template_bombs_fail_as_template_errors_in_bounded_time_and_memory(template, message):
+    result = _render_in_subprocess(template)
+    assert result["outcome"].startswith("TemplateRenderError: ") and message in result["outcome"], result
+    assert result["seconds"] < 3.0, result
+
 
 # -- requirements that include other files -------------------------------------------------
 def _model(root: Path) -> Path:
@@ -118,8 +170,8 @@ def test_a_symlink_loop_in_lib_is_walked_once(tmp_path):
 def test_a_minutely_catchup_tick_from_2025_is_fast_and_requests_the_oldest_missed_in_its_window(tmp_path):
     from dagster import AssetKey, DagsterRun, build_schedule_context, instance_for_test
 
+    from ml_pipelines.factory import schedules
     from ml_pipelines.factory.assets import PIPELINE_TAG
-    from ml_pipelines.factory.schedules import CATCHUP_LOOKBACK_PARTITIONS, MAX_CATCHUP_RUNS_PER_TICK
     from tests.factory.conftest import build_defs
     from tests.factory.tiny_project import PIPELINE_ID, write_tiny_project
 
@@ -130,8 +182,8 @@ def test_a_minutely_catchup_tick_from_2025_is_fast_and_requests_the_oldest_misse
     defs = build_defs(root, tmp_path / "home")
     schedule = defs.get_repository_def().get_schedule_def(f"{PIPELINE_ID}_schedule")
     tick = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)  # about 600,000 partitions since start_date
-    oldest = tick - timedelta(minutes=CATCHUP_LOOKBACK_PARTITIONS)
-    keys = [(oldest + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M") for i in range(MAX_CATCHUP_RUNS_PER_TICK + 1)]
+    oldest = tick - timedelta(minutes=getattr(schedules, "CATCHUP_LOOKBACK_PARTITIONS", 1_000))
+    keys = [(oldest + timedelta(minutes=i)).strftime("%Y-%m-%d-%H:%M") for i in range(11)]  # 10 per tick
     with instance_for_test() as instance:
         instance.add_run(
             DagsterRun(
