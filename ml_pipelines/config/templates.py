@@ -41,7 +41,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -339,7 +339,8 @@ class _CountedLoop:
             yield item
 
 
-def _budget_write(value: Any) -> str:
+@pass_context  # never folded into a constant when compiled: literal text counts at each write
+def _budget_write(_context: Any, value: Any) -> str:
     budget = _check_time()
     _check_size(_size(value), "output")
     text = str(value)

@@ -220,6 +220,9 @@ BOMBS = [
     "{% for c in 'x' * 1000000 %}{% for d in 'x' * 1000000 %}{% endfor %}{% endfor %}",
     "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
     "{% set s %}{% for i in range(100000) %}{% for j in range(9) %}{{ 'x' * 9000 }}{% endfor %}{% endfor %}{% endset %}",
+    "{% set s %}{% for i in range(100000) %}{% for j in range(9) %}"
+    + "x" * 1000
+    + "{% endfor %}{% endfor %}{% endset %}",
     "{% macro m() %}{% for i in range(10000) %}{{ 'x' * 9999 }}{% endfor %}{% endmacro %}{{ m() | length }}",
     "{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% set ns.l = ns.l + ['x' * 999] %}{% endfor %}",
     "{% set ns = namespace(s='x' * 900000) %}{% set ns.t = [ns.s] * 2 %}{{ ns }}",
