@@ -6,8 +6,11 @@ asset); a RunRequest with an asset selection against the implicit job does not.
 
 from __future__ import annotations
 
+from itertools import islice
+
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DefaultScheduleStatus,
     RunRequest,
     RunsFilter,
@@ -19,9 +22,14 @@ from dagster import (
 from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 
 from ml_pipelines.config.loader import LoadedPipeline
+from ml_pipelines.plan.storage_layout import PlanError
+from ml_pipelines.plan.windows import ticks_before
 
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 MAX_CATCHUP_RUNS_PER_TICK = 10
+# A catchup tick looks at most this many partitions back from the tick's own: its work (and
+# the instance queries) stay bounded however old start_date is; older ones are backfills.
+CATCHUP_LOOKBACK_PARTITIONS = 1_000
 CONCURRENCY_TAG_PREFIX = "ml_pipelines/max_active_runs_"  # + N, value = pipeline id
 MAX_TAGGED_LIMIT = 8  # dagster.yaml has limits for N = 1..8; its max_concurrent_runs is 8
 
@@ -78,6 +86,21 @@ def pipeline_schedule(
     )
 
 
+def catchup_candidates(partitions_def: TimeWindowPartitionsDefinition, latest: str) -> list[str]:
+    """The partition `latest` and up to CATCHUP_LOOKBACK_PARTITIONS - 1 before it (none before
+    the first partition), oldest first, found by walking back from `latest`: the cost does
+    not grow with the number of partitions since start_date."""
+    end = partitions_def.time_window_for_partition_key(latest).end
+    try:
+        starts = ticks_before(partitions_def.cron_schedule, end, CATCHUP_LOOKBACK_PARTITIONS, partitions_def.start)
+    except PlanError:  # a cron our parser does not read: Dagster's own (slower) backward walk
+        windows = partitions_def._reverse_iterate_time_windows(end.timestamp())  # noqa: SLF001
+        starts = [w.start for w in islice(windows, CATCHUP_LOOKBACK_PARTITIONS) if w.start >= partitions_def.start]
+        starts.reverse()
+    # schedules run in UTC (no DST), where a partition key is its window start formatted
+    return [start.strftime(partitions_def.fmt) for start in starts]
+
+
 def missed_partitions(
     context: ScheduleEvaluationContext,
     partitions_def: TimeWindowPartitionsDefinition,
@@ -85,22 +108,30 @@ def missed_partitions(
     latest: str,
     pipeline_id: str,
 ) -> list[str]:
-    """Partitions up to `latest` whose last steps are not all materialized and that no run
-    of the pipeline has tried yet, oldest first, at most MAX_CATCHUP_RUNS_PER_TICK.
+    """Partitions among the last CATCHUP_LOOKBACK_PARTITIONS up to `latest` whose last steps
+    are not all materialized and that no run of the pipeline has tried yet, oldest first, at
+    most MAX_CATCHUP_RUNS_PER_TICK. The instance is asked about those partitions only.
     A failed partition is not requested again by the schedule (re-run it from the UI)."""
     from ml_pipelines.factory.assets import PIPELINE_TAG
 
-    keys = partitions_def.get_partition_keys(current_time=None)
-    if latest in keys:
-        keys = keys[: keys.index(latest) + 1]
-    done = None
+    candidates = catchup_candidates(partitions_def, latest)
+    if not candidates:
+        return []
+    wanted = set(candidates)
+    done: set[str] | None = None
     for sink in sinks:
-        materialized = context.instance.get_materialized_partitions(sink)
+        materialized = set(
+            context.instance.get_latest_storage_id_by_partition(
+                sink, DagsterEventType.ASSET_MATERIALIZATION, partitions=wanted
+            )
+        )
         done = materialized if done is None else done & materialized
     done = done or set()
     tried = {
         record.dagster_run.tags.get(PARTITION_TAG)
-        for record in context.instance.get_run_records(RunsFilter(tags={PIPELINE_TAG: pipeline_id}))
+        for record in context.instance.get_run_records(
+            RunsFilter(tags={PIPELINE_TAG: pipeline_id, PARTITION_TAG: candidates})
+        )
     }
-    missing = [key for key in keys if key not in done and key not in tried]
+    missing = [key for key in candidates if key not in done and key not in tried]
     return missing[:MAX_CATCHUP_RUNS_PER_TICK]

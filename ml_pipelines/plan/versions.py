@@ -11,8 +11,17 @@ A step's version (sha256, first 16 hex digits) covers:
   `.ipynb_checkpoints` ignored), jars, py files, SQL texts, Dockerfile;
 - for a notebook, its image's version too.
 
-The container image's version is hash(kernel, requirements text, Dockerfile text); it is
-also `ContainerImagePlan.content_hash`.
+The container image's version is hash(kernel, requirements, Dockerfile text); it is
+also `ContainerImagePlan.content_hash`. Requirements count with the files they pull in:
+`-r`/`--requirement` and `-c`/`--constraint` lines are followed (relative to the file's
+folder, recursively, each file once, at most MAX_REQUIREMENTS_DEPTH deep) while they stay
+inside the project root (the nearest folder above holding `model_configs/`); a line that
+leaves it, or names no file, counts as its text.
+
+Digests do bounded work whatever a file holds: a notebook is parsed as JSON once (a file
+that does not parse, nests too deeply or has cells of the wrong shape is digested by its
+bytes), and `lib/` trees are walked without recursion, each folder once, following a
+symlinked folder only when it stays inside the project root.
 
 Files are named relative to the project root (moving the checkout changes nothing). Given
 the load's `LoadSession`, each file is read and each `lib/` folder listed once per load,
@@ -25,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -37,6 +47,7 @@ if TYPE_CHECKING:
     from ml_pipelines.config.session import LoadSession
 
 VERSION_LENGTH = 16
+MAX_REQUIREMENTS_DEPTH = 20  # nested `-r`/`-c` files followed at most this deep
 _IGNORED_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints", ".DS_Store"})
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
 
@@ -48,16 +59,25 @@ def _short(parts: Iterable[str]) -> str:
 
 
 def _notebook_digest(raw: bytes) -> str:
-    """Digest of a notebook's cell types and sources; raw bytes when it is not JSON."""
+    """Digest of a notebook's cell types and sources; raw bytes when it is not JSON, nests
+    deeper than the JSON parser allows, or its cells are not text (nothing here recurses
+    into the file's structure)."""
     try:
         cells = json.loads(raw).get("cells", [])
-        content = [
-            [cell.get("cell_type"), "".join(s) if isinstance(s := cell.get("source", ""), list) else s]
-            for cell in cells
-        ]
-    except (ValueError, AttributeError, TypeError):
+        content = [_cell_text(cell) for cell in cells]
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return hashlib.sha256(raw).hexdigest()
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def _cell_text(cell: Any) -> list[str | None]:
+    """[cell type, source] of one cell; TypeError unless both are text (or source a list of text)."""
+    kind, source = cell.get("cell_type"), cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(s, str) for s in source):
+        source = "".join(source)
+    if not isinstance(source, str) or not (kind is None or isinstance(kind, str)):
+        raise TypeError("not a notebook cell")
+    return [kind, source]
 
 
 def file_digest(path: Path | str, session: LoadSession | None = None) -> str:
@@ -94,27 +114,45 @@ def _tree_entries(role: str, directory: Path | str, root: str | None, session: L
     return list(session.once(("version tree", role, top, root), lambda: _walk_tree(role, top, root, session)))
 
 
+def _inside(path: str, root: str | None) -> bool:
+    return root is None or os.path.join(os.path.realpath(path), "").startswith(os.path.realpath(root))
+
+
 def _walk_tree(role: str, top: str, root: str | None, session: LoadSession | None) -> list[str]:
-    entries: list[str] = []
-
-    def walk(folder: str, prefix: str) -> None:
-        try:
-            with os.scandir(folder) as it:
-                items = sorted(it, key=lambda e: e.name)
-        except OSError:
-            return
-        for item in items:
-            if item.name in _IGNORED_PARTS:
-                continue
-            if item.is_dir():
-                walk(item.path, f"{prefix}{item.name}/")
-            elif item.is_file() and not item.name.endswith(_IGNORED_SUFFIXES):
-                entries.append(f"{role}\0{prefix}{item.name}\0{file_digest(item.path, session)}")
-
+    """Depth first in name order, without recursion (deep folders reach no recursion limit);
+    each real folder listed once, so symlink loops end; a symlinked folder is followed only
+    inside the project root."""
     if not os.path.isdir(top):
         return [f"{role}\0{_display(top, root)}\0missing"]
-    walk(top, "")
+    entries: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [(iter(_listing(top, seen)), "")]
+    while stack:
+        items, prefix = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+        elif item.name in _IGNORED_PARTS:
+            continue
+        elif item.is_dir():
+            if not item.is_symlink() or _inside(item.path, root):
+                stack.append((iter(_listing(item.path, seen)), f"{prefix}{item.name}/"))
+        elif item.is_file() and not item.name.endswith(_IGNORED_SUFFIXES):
+            entries.append(f"{role}\0{prefix}{item.name}\0{file_digest(item.path, session)}")
     return entries
+
+
+def _listing(folder: str, seen: set[tuple[int, int]]) -> list[os.DirEntry]:
+    """`folder`'s entries by name; none when it was listed before (a symlink loop) or cannot be read."""
+    try:
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            return []
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
 
 
 def _file_entry(role: str, path: Path | str | None, root: str | None, session: LoadSession | None) -> list[str]:
@@ -123,15 +161,82 @@ def _file_entry(role: str, path: Path | str | None, root: str | None, session: L
     return [f"{role}\0{_display(path, root)}\0{file_digest(path, session)}"]
 
 
+# pip's options naming another file: `-r x`, `-rx`, `--requirement=x`, `--constraint x`
+_INCLUDE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+|(?=[^\s=-]))(\S+)$")
+
+
+def _requirements_file(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """(digest, [(line, named file)]) of a requirements file's content, for its `-r`/`-c` lines."""
+    try:
+        with open(text, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return "missing", []
+    includes = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
+        match = _INCLUDE.match(line)
+        if match:
+            includes.append((line, match.group(1)))
+    return hashlib.sha256(raw).hexdigest(), includes
+
+
+def _project_root_of(folder: str, session: LoadSession | None) -> str:
+    """The nearest folder at or above `folder` holding `model_configs/`, else `folder`."""
+    current = folder
+    while True:
+        probe = os.path.join(current, "model_configs")
+        found = session.once(("is dir", probe), lambda p=probe: os.path.isdir(p)) if session else os.path.isdir(probe)
+        if found:
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return folder
+        current = parent
+
+
+def requirements_digest(requirements_file: Path | str, session: LoadSession | None = None) -> str:
+    """sha256 of a requirements file with the files its `-r`/`-c` lines name (see the module
+    doc); "missing" if absent. Also what LOCAL envs should be keyed by."""
+    top = os.path.realpath(os.fspath(requirements_file))
+    root = os.path.join(_project_root_of(os.path.dirname(top), session), "")
+    done: dict[str, str] = {}
+
+    def read(path: str) -> tuple[str, list[tuple[str, str]]]:
+        return (
+            session.from_file("requirements", path, lambda: _requirements_file(path))
+            if session
+            else _requirements_file(path)
+        )
+
+    def digest(path: str, depth: int, stack: frozenset[str]) -> str:
+        if path in done:
+            return done[path]
+        own, includes = read(path)
+        parts = [own]
+        for line, name in includes:
+            target = os.path.realpath(os.path.join(os.path.dirname(path), name))
+            if not target.startswith(root) or not os.path.isfile(target):
+                parts.append(f"text\0{line}")
+            elif target in stack or depth >= MAX_REQUIREMENTS_DEPTH:
+                parts.append(f"not followed\0{line}")
+            else:
+                parts.append(f"file\0{line}\0{digest(target, depth + 1, stack | {target})}")
+        done[path] = own if len(parts) == 1 else hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return done[path]
+
+    return digest(top, 0, frozenset({top}))
+
+
 def image_version(
     kernel: str, requirements_file: Path | None, dockerfile: Path | None, session: LoadSession | None = None
 ) -> str:
-    """hash(kernel, requirements text, Dockerfile text): the image tag."""
+    """hash(kernel, requirements with the files they include, Dockerfile text): the image tag."""
     return _short(
         [
             "image-v1",
             kernel,
-            file_digest(requirements_file, session) if requirements_file is not None else "no-requirements",
+            requirements_digest(requirements_file, session) if requirements_file is not None else "no-requirements",
             file_digest(dockerfile, session) if dockerfile is not None else "no-dockerfile",
         ]
     )
@@ -161,7 +266,11 @@ def _file_entries(files: StepFiles | None, root: str | None, session: LoadSessio
     entries: list[str] = []
     entries += _file_entry("main", getattr(files, "main", None), root, session)
     entries += _file_entry("parameters", getattr(files, "parameter_file", None), root, session)
-    entries += _file_entry("requirements", getattr(files, "requirements_file", None), root, session)
+    requirements = getattr(files, "requirements_file", None)
+    if requirements is None:
+        entries.append("requirements\0none")
+    else:
+        entries.append(f"requirements\0{_display(requirements, root)}\0{requirements_digest(requirements, session)}")
     lib_dir = getattr(files, "lib_dir", None)
     entries += _tree_entries("lib", lib_dir, root, session) if lib_dir is not None else ["lib\0none"]
     for role in ("jars", "py_files", "sql_files"):

@@ -69,6 +69,17 @@ def previous_tick(cron: str, before: datetime) -> datetime:
     raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days before {before:%Y-%m-%d}")
 
 
+def ticks_before(cron: str, end: datetime, count: int, not_before: datetime) -> list[datetime]:
+    """Up to `count` ticks of `cron` in [not_before, end) (UTC), the latest ones, oldest
+    first. Walks back a day at a time from `end`, so the cost follows `count` and the
+    days searched, not the number of ticks since `not_before`."""
+    parsed, day, found = _parsed(cron), end.date(), []
+    while len(found) < count and day >= not_before.date():
+        found += [t for t in reversed(_ticks_on(parsed, day)) if not_before <= t < end][: count - len(found)]
+        day -= timedelta(days=1)
+    return found[::-1]
+
+
 def midnight(day: date) -> datetime:
     """The start of `day`, UTC."""
     return datetime.combine(day, time(0), tzinfo=timezone.utc)

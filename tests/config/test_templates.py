@@ -1,8 +1,11 @@
+import time
+import tracemalloc
 from datetime import datetime, timezone
 
 import pytest
 
 from ml_pipelines.config.templates import (
+    MAX_RENDER_SECONDS,
     TemplateRenderError,
     render,
     render_templates_dict,
@@ -173,13 +176,102 @@ def test_macro_errors_name_where():
         "{{ var.__dict__ }}",
         "{% set l = [] %}{{ l.append(1) }}",
         "{% set d = {} %}{{ d.update(a=1) }}",
-        "{{ 'a' * 100000000 }}",
-        "{{ 9 ** 9999999 }}",
     ],
 )
 def test_sandbox_blocks_escapes(template):
     with pytest.raises(TemplateRenderError, match="^step s, templates_dict.k: not allowed in a template"):
         r(template)
+
+
+BOMBS = [
+    "{{ 'a' * 100000000 }}",
+    "{{ 9 ** 9999999 }}",
+    "{{ (9 ** 1000) ** 1000 }}",
+    "{% set a = 9 ** 1000 %}{% set b = a * a * a * a * a * a * a * a %}{{ b * b * b * b * b * b * b * b * b * b }}",
+    "{{ 'x'.center(8000000000) }}",
+    "{{ 'x'.ljust(8000000000) }}{{ 'x'.rjust(8000000000) }}",
+    "{{ '1'.zfill(8000000000) }}",
+    "{{ 'x' | center(8000000000) }}",
+    "{{ ('\\t' * 100000).expandtabs(100000) }}",
+    "{{ ('x' * 1000000).replace('', 'yy') }}",
+    "{{ ('x' * 1000).join(['a'] * 100000) }}",
+    "{{ '{:>8000000000}'.format(1) }}",
+    "{{ '{0}{0}{0}{0}{0}{0}{0}{0}{0}{0}'.format('x' * 900000) }}",
+    "{{ '%8000000000d' % 1 }}",
+    "{{ '%*d' % (8000000000, 1) }}",
+    "{{ '%s' | format('x' * 900000) ~ ('x' * 900000) }}",
+    "{% set a = 'x' * 900000 %}{{ a + a }}",
+    "{% set a = ['x' * 1000] * 1000 %}{{ a + a }}",
+    "{% set a = 'x' * 1000000 %}{{ [a] * 1000000 }}",
+    "{% set a = 'x' * 1000000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ b }}",
+    "{% set a = 'x' * 1000000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ b | join }}",
+    "{% set a = 'x' * 1000000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ b | string | length }}",
+    "{% set a = 'x' * 1000000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}{{ b | tojson | length }}",
+    "{% set a = 'x' * 1000000 %}{% set b = a ~ a ~ a ~ a ~ a %}{{ b | length }}",
+    "{{ ('x' * 1000000) | indent(1000000) }}",
+    "{{ ('x\\n' * 500000) | indent('y' * 1000) | length }}",
+    "{{ ('x ' * 500000) | wordwrap(1, wrapstring='y' * 1000) | length }}",
+    "{{ ('x' * 1000000) | replace('x', 'yy') | length }}",
+    "{{ [1] | batch(100000000, 'x') | list | length }}",
+    "{{ [1] | slice(100000000) | list | length }}",
+    "{{ lipsum(100000000) | length }}",
+    "{% set b = [['x'] * 1000000] * 10 %}{{ b | sum(start=[]) | length }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for c in 'x' * 1000000 %}{% for d in 'x' * 1000000 %}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",
+    "{% set s %}{% for i in range(100000) %}{% for j in range(9) %}{{ 'x' * 9000 }}{% endfor %}{% endfor %}{% endset %}",
+    "{% set s %}{% for i in range(100000) %}{% for j in range(9) %}"
+    + "x" * 1000
+    + "{% endfor %}{% endfor %}{% endset %}",
+    "{% macro m() %}{% for i in range(10000) %}{{ 'x' * 9999 }}{% endfor %}{% endmacro %}{{ m() | length }}",
+    "{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% set ns.l = ns.l + ['x' * 999] %}{% endfor %}",
+    "{% set ns = namespace(s='x' * 900000) %}{% set ns.t = [ns.s] * 2 %}{{ ns }}",
+    "{% macro f(n) %}{% for i in range(10) %}{{ f(n + 1) }}{% endfor %}{% endmacro %}{{ f(0) }}",
+]
+
+
+@pytest.mark.parametrize("template", BOMBS)
+def test_template_bombs_stop_in_bounded_time_and_memory(template):
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(TemplateRenderError) as info:
+            r(template)
+        elapsed = time.monotonic() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < MAX_RENDER_SECONDS + 1.0, info.value
+    assert peak < 200_000_000, info.value
+    assert info.value.kind in ("limit", "error"), info.value  # "error": Python's own RecursionError
+
+
+def test_limit_errors_say_which_limit():
+    with pytest.raises(TemplateRenderError, match="template output longer than 1,000,000 characters") as info:
+        r("{% for i in range(2000) %}{{ 'x' * 999 }}{% endfor %}")
+    assert info.value.kind == "limit"
+    with pytest.raises(TemplateRenderError, match="loops ran more than 1,000,000 iterations"):
+        r("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+    with pytest.raises(TemplateRenderError, match="width 8000000000 is larger than 1,000,000"):
+        r("{{ 'x'.center(8000000000) }}")
+    start = time.monotonic()
+    with pytest.raises(TemplateRenderError, match="template took longer than 2 s to render"):
+        r(
+            "{% for i in range(1000) %}{% for j in range(1000) %}{{ ('x' * 999999) | replace('x', 'y') | length }}{% endfor %}{% endfor %}"
+        )
+    assert time.monotonic() - start < MAX_RENDER_SECONDS + 1.0
+
+
+def test_templates_below_the_limits_render_as_before():
+    assert r("{{ 'x'.center(5) }}|{{ '%05d' % 42 }}|{{ '{:>4}'.format(7) }}|{{ 'a-b' | replace('-', '') }}") == (
+        "  x  |00042|   7|ab"
+    )
+    assert r("{{ ['a', 'b'] | join(',') }}{{ ','.join(['c', 'd']) }}{{ 'e' ~ 1 }}{{ [1] + [2] }}") == "a,bc,de1[1, 2]"
+    assert r("{% for i in range(3) %}{{ loop.index }}/{{ loop.length }} {% endfor %}") == "1/3 2/3 3/3 "
+    assert r("{% for x in [] %}x{% else %}empty{% endfor %}") == "empty"
+    assert len(r("{{ 'x' * 1000000 }}")) == 1_000_000
+    assert len(r("{% for i in range(999) %}{{ 'x' * 1000 }}{% endfor %}")) == 999_000
+    assert r("{{ 2 ** 10 }} {{ 3 * 4 }} {{ 'ab' * 2 }} {{ 7 % 3 }}") == "1024 12 abab 1"
 
 
 def test_text_is_not_python():
