@@ -101,6 +101,8 @@ def notebook_problems(path: Path, rel: str) -> list[str]:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return [f"notebook {rel}:{exc.lineno}: not a Jupyter notebook (invalid JSON: {exc.msg})"]
+    except RecursionError:
+        return [f"notebook {rel}: not a Jupyter notebook (its JSON is nested too deeply)"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

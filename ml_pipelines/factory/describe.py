@@ -42,8 +42,9 @@ def _first_markdown_cell(path: Path) -> str | None:
     for cell in cells:
         if isinstance(cell, dict) and cell.get("cell_type") == "markdown":
             source = cell.get("source", "")
-            text = "".join(source) if isinstance(source, list) else str(source)
-            return text.strip() or None
+            if isinstance(source, list) and all(isinstance(s, str) for s in source):
+                source = "".join(source)
+            return source.strip() or None if isinstance(source, str) else None
     return None
 
 

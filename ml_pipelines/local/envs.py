@@ -55,7 +55,7 @@ def _product_site_dirs() -> list[str]:
 
 
 def env_content_hash(kernel: str, requirements: bytes) -> str:
-    """What makes an env distinct: the kernel, the requirements text and the product Python
+    """What makes an env distinct: the kernel, the requirements (their digest) and the product Python
     (its version and site-packages, since the env links to them)."""
     h = hashlib.sha256()
     for part in (kernel.encode(), requirements, sys.version.encode(), *map(str.encode, _product_site_dirs())):
@@ -134,6 +134,15 @@ def _build(
     )
 
 
+def env_key(kernel: str, requirements_file: Path | None) -> str:
+    """The content hash of the env for (kernel, requirements): the requirements count with the
+    files their `-r`/`-c` lines name, so a changed base.txt makes a new env."""
+    from ml_pipelines.plan.versions import requirements_digest
+
+    digest = requirements_digest(requirements_file).encode() if requirements_file is not None else b""
+    return env_content_hash(kernel, digest)
+
+
 def ensure_python_env(home: Path, kernel: str, requirements_file: Path | None, log: logging.Logger | Any) -> PythonEnv:
     """Return the env for (kernel, requirements), building it only when none is ready."""
     if kernel not in LOCAL_KERNELS:
@@ -144,7 +153,7 @@ def ensure_python_env(home: Path, kernel: str, requirements_file: Path | None, l
     if requirements_file is not None and not Path(requirements_file).is_file():
         raise StepPreconditionFailed(f"requirements file not found: {requirements_file}")
     req_bytes = Path(requirements_file).read_bytes() if requirements_file is not None else b""
-    content_hash = env_content_hash(kernel, req_bytes)
+    content_hash = env_key(kernel, requirements_file)
     kernel_name = _kernel_name(kernel, content_hash)
     envs_dir = Path(home) / "envs"
     env_dir = envs_dir / f"{kernel}-{content_hash[:12]}"

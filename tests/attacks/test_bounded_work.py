@@ -201,3 +201,32 @@ def test_a_minutely_catchup_tick_from_2025_is_fast_and_requests_the_oldest_misse
         elapsed = time.monotonic() - start
     assert elapsed < 1.0, f"a catchup tick took {elapsed:.1f} s"
     assert [r.partition_key for r in requests] == keys[1:]
+
+
+def test_a_changed_nested_requirements_file_makes_a_new_local_env(tmp_path):
+    """`-r base.txt`: LOCAL keys its env by the whole closure, so a changed base.txt is installed."""
+    from ml_pipelines.local.envs import env_key
+
+    (tmp_path / "model_configs").mkdir()
+    model = tmp_path / "Sagemaker_Models" / "m"
+    model.mkdir(parents=True)
+    (model / "requirements.txt").write_text("-r base.txt\n")
+    (model / "base.txt").write_text("six==1.16.0\n")
+    before = env_key("python3", model / "requirements.txt")
+    (model / "base.txt").write_text("six==1.17.0\n")
+    assert env_key("python3", model / "requirements.txt") != before
+
+
+def test_a_deeply_nested_notebook_is_a_config_error_not_a_crash(tmp_path):
+    from ml_pipelines.config.checks import notebook_problems
+    from ml_pipelines.factory.describe import notebook_summary
+
+    path = tmp_path / "deep.ipynb"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert notebook_problems(path, "deep.ipynb") == [
+        "notebook deep.ipynb: not a Jupyter notebook (its JSON is nested too deeply)"
+    ]
+    assert notebook_summary(path) is None
+    nested_source = tmp_path / "source.ipynb"
+    nested_source.write_text('{"cells": [{"cell_type": "markdown", "source": ' + "[" * 5000 + "]" * 5000 + "}]}")
+    assert notebook_summary(nested_source) is None
