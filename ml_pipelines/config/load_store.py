@@ -176,7 +176,7 @@ class LoadStore:
         if any(sig is not None and sig[0] > settled for _, sig in deps):
             return
         self._used[key] = (deps, value, _UNWRITTEN)
-        self._changed = True
+        self._changed = self._changed or self._on_disk(key)
 
     def memo(self, key: Hashable, files: Iterable[str | os.PathLike], compute: Callable[[], T]) -> T:
         """The cached value for `key`, or `compute()` kept against `files`."""
@@ -262,9 +262,14 @@ class LoadStore:
             return None
         return [key[0], key[1], [[p, None if s is None else list(s)] for p, s in deps], data]
 
+    def _on_disk(self, key: Hashable) -> bool:
+        """Whether results under `key` go to the file (its kind has a codec)."""
+        return isinstance(key, tuple) and len(key) == 2 and key[0] in self.codecs
+
     def save(self) -> None:
         """Write what this load used, if that differs from what was read."""
-        if self.file is None or (not self._changed and self._used.keys() == self._stored.keys()):
+        kept = {key for key in self._used if self._on_disk(key)}
+        if self.file is None or (not self._changed and kept == self._stored.keys()):
             return
         if not self._writable:
             return  # the folder is not safe (warned when read): fix its permissions

@@ -196,6 +196,19 @@ def _texts(value: Any) -> list[str]:
     return [_text(item) for item in value]
 
 
+def _requirements(value: Any) -> list:
+    """(digest, [(line, named file)]) of `plan.versions._requirements_file`, both ways."""
+    digest, includes = value
+    if includes.__class__ not in (list, tuple):
+        raise TypeError(f"expected a list, got {includes.__class__.__name__}")
+    return [_text(digest), [[_text(line), _text(named)] for line, named in includes]]
+
+
+def _decode_requirements(data: Any) -> tuple[str, list[tuple[str, str]]]:
+    digest, includes = _requirements(data)
+    return digest, [(line, named) for line, named in includes]
+
+
 CODECS: dict[str, Codec] = {
     "parsed": Codec(encode_parsed, decode_parsed),
     "parameter file": Codec(encode_parameter_file, decode_parameter_file),
@@ -207,4 +220,5 @@ CODECS: dict[str, Codec] = {
     "digest": Codec(_text, _text),
     "notebook summary": Codec(_optional_text, _optional_text),
     "tables written": Codec(lambda v: _texts(v), lambda d: tuple(_texts(d))),
+    "requirements": Codec(_requirements, _decode_requirements),
 }

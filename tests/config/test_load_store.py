@@ -254,3 +254,19 @@ def test_the_code_location_writes_its_cache_and_then_only_reads_it(tmp_path, mon
     assert {graph.get(k).code_version for k in graph.get_all_asset_keys()} == {
         first.resolve_asset_graph().get(k).code_version for k in graph.get_all_asset_keys()
     }
+
+
+def test_a_result_of_a_kind_without_codec_does_not_rewrite_the_file(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text("a")
+    settle(tmp_path)
+    file = tmp_path / "cache" / "load.json"
+    first = store(file)
+    first.memo(key(str(source)), [source], lambda: "digest-a")
+    first.save()
+    written = file.stat().st_mtime_ns
+    second = store(file)
+    assert second.memo(key(str(source)), [source], lambda: "recomputed") == "digest-a"
+    second.memo(("no codec for this kind", str(source)), [source], lambda: object())
+    second.save()
+    assert file.stat().st_mtime_ns == written
