@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
 _FIELDS = (
@@ -39,6 +39,33 @@ class Cron:
             return False
         in_days, in_weekdays = day.day in self.days, (day.weekday() + 1) % 7 in self.weekdays
         return (in_days or in_weekdays) if self.day_or else (in_days and in_weekdays)
+
+
+PRESET_CRONS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+SEARCH_DAYS = 366 * 9  # "0 0 29 2 1"-style crons can skip years
+
+
+def cron_of(schedule_interval: str | None) -> str | None:
+    """The cron behind a schedule_interval; None for no schedule and for `@once`."""
+    if schedule_interval is None or schedule_interval == "@once":
+        return None
+    return PRESET_CRONS.get(schedule_interval, schedule_interval)
+
+
+def ticks_on(cron: Cron, day: date) -> list[datetime]:
+    """The ticks of `cron` on `day` (UTC), in order."""
+    if not cron.matches_day(day):
+        return []
+    return [
+        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(cron.hours) for m in sorted(cron.minutes)
+    ]
 
 
 def _value(text: str, low: int, high: int, names: dict[str, int], field: str) -> int:

@@ -48,7 +48,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 
-from ml_pipelines.config.cron import parse_cron
+from ml_pipelines.config.cron import SEARCH_DAYS, cron_of, parse_cron, ticks_on
 from ml_pipelines.config.variables import (
     MissingVariableError,
     VariableJsonError,
@@ -593,17 +593,7 @@ def current_day(now: datetime | None = None) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-# As plan/windows.py (config cannot import plan): the cron behind each preset.
-_PRESET_CRONS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
 SAMPLE_DAY = date(2024, 1, 1)  # the window of an unpartitioned pipeline's dry render
-_SEARCH_DAYS = 366 * 9
 
 
 @dataclass(frozen=True)
@@ -612,29 +602,21 @@ class SampleWindow:
     end: datetime
 
 
-def _ticks(cron: Any, day: date) -> list[datetime]:
-    if not cron.matches_day(day):
-        return []
-    return [
-        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(cron.hours) for m in sorted(cron.minutes)
-    ]
-
-
 @functools.lru_cache(maxsize=256)
 def sample_window(schedule_interval: str | None, start_date: date | None) -> SampleWindow:
     """The window templates are dry-rendered for when configs load: the first partition
     of a partitioned pipeline (from the first cron tick on or after start_date to the
     next tick), else the day SAMPLE_DAY. Never depends on today's date."""
-    cron_text = _PRESET_CRONS.get(schedule_interval or "", schedule_interval)
-    if cron_text and cron_text != "@once" and start_date is not None:
+    cron_text = cron_of(schedule_interval)
+    if cron_text and start_date is not None:
         try:
             cron = parse_cron(cron_text)
         except ValueError:
             cron = None  # reported by the schema
         if cron is not None:
             found: list[datetime] = []
-            for offset in range(_SEARCH_DAYS):
-                found += _ticks(cron, start_date + timedelta(days=offset))
+            for offset in range(SEARCH_DAYS):
+                found += ticks_on(cron, start_date + timedelta(days=offset))
                 if len(found) >= 2:
                     return SampleWindow(found[0], found[1])
     start = datetime.combine(SAMPLE_DAY, time(0), tzinfo=timezone.utc)

@@ -1,6 +1,6 @@
 """Config -> plan: what each step runs for one environment and time window.
 
-`plan_step` is what the Dagster assets call at run time and what `ml-pipelines plan`
+`resolve_step` is what the Dagster assets call at run time and what `ml-pipelines plan`
 prints (through the same `Resolver` and `PLANNERS`), so the printed plan is exactly what
 executes.
 
@@ -330,18 +330,6 @@ def resolve_step(
     return PLANNERS[step.kind](resolver), resolver
 
 
-def plan_step(
-    pipeline: LoadedPipeline,
-    step_name: str,
-    env: str,
-    window: TimeWindow | None,
-    *,
-    paths: ProjectPaths,
-    variables: Variables,
-    storage_root: Path | None,
-    now: datetime | None = None,
-) -> Plan:
-    """The plan of one step for (env, window): `resolve_step` without its Resolver."""
-    return resolve_step(
-        pipeline, step_name, env, window, paths=paths, variables=variables, storage_root=storage_root, now=now
-    )[0]
+def plan_step(*args: Any, **kwargs: Any) -> Plan:
+    """The plan of one step: `resolve_step` (same arguments) without its Resolver."""
+    return resolve_step(*args, **kwargs)[0]

@@ -12,26 +12,9 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from ml_pipelines.config.cron import Cron, parse_cron
+from ml_pipelines.config.cron import SEARCH_DAYS, Cron, cron_of, parse_cron, ticks_on
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.storage_layout import PlanError
-
-PRESET_CRONS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-_SEARCH_DAYS = 366 * 9  # "0 0 29 2 1"-style crons can skip years
-
-
-def cron_of(schedule_interval: str | None) -> str | None:
-    """The cron behind a schedule_interval; None for no schedule and for `@once`."""
-    if schedule_interval is None or schedule_interval == "@once":
-        return None
-    return PRESET_CRONS.get(schedule_interval, schedule_interval)
 
 
 def _parsed(cron: str) -> Cron:
@@ -41,32 +24,24 @@ def _parsed(cron: str) -> Cron:
         raise PlanError(str(exc)) from None
 
 
-def _ticks_on(cron: Cron, day: date) -> list[datetime]:
-    if not cron.matches_day(day):
-        return []
-    return [
-        datetime.combine(day, time(h, m), tzinfo=timezone.utc) for h in sorted(cron.hours) for m in sorted(cron.minutes)
-    ]
-
-
 def next_tick(cron: str, after: datetime, *, inclusive: bool = True) -> datetime:
     """The first tick of `cron` at (inclusive) or after `after` (UTC)."""
     parsed, day = _parsed(cron), after.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in _ticks_on(parsed, day + timedelta(days=offset)):
+    for offset in range(SEARCH_DAYS):
+        for tick in ticks_on(parsed, day + timedelta(days=offset)):
             if tick > after or (inclusive and tick == after):
                 return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days of {after:%Y-%m-%d}")
+    raise PlanError(f"cron {cron!r} has no tick within {SEARCH_DAYS} days of {after:%Y-%m-%d}")
 
 
 def previous_tick(cron: str, before: datetime) -> datetime:
     """The last tick of `cron` strictly before `before` (UTC)."""
     parsed, day = _parsed(cron), before.date()
-    for offset in range(_SEARCH_DAYS):
-        for tick in reversed(_ticks_on(parsed, day - timedelta(days=offset))):
+    for offset in range(SEARCH_DAYS):
+        for tick in reversed(ticks_on(parsed, day - timedelta(days=offset))):
             if tick < before:
                 return tick
-    raise PlanError(f"cron {cron!r} has no tick within {_SEARCH_DAYS} days before {before:%Y-%m-%d}")
+    raise PlanError(f"cron {cron!r} has no tick within {SEARCH_DAYS} days before {before:%Y-%m-%d}")
 
 
 def ticks_before(cron: str, end: datetime, count: int, not_before: datetime) -> list[datetime]:
@@ -75,7 +50,7 @@ def ticks_before(cron: str, end: datetime, count: int, not_before: datetime) -> 
     days searched, not the number of ticks since `not_before`."""
     parsed, day, found = _parsed(cron), end.date(), []
     while len(found) < count and day >= not_before.date():
-        found += [t for t in reversed(_ticks_on(parsed, day)) if not_before <= t < end][: count - len(found)]
+        found += [t for t in reversed(ticks_on(parsed, day)) if not_before <= t < end][: count - len(found)]
         day -= timedelta(days=1)
     return found[::-1]
 
