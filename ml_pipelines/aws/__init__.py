@@ -1,1 +1,1 @@
-"""AWS backends: the step interfaces of `ml_pipelines.steps` on S3 and other AWS services."""
+"""Backends for DEV, BETA and PROD: AWS services and Snowflake."""
