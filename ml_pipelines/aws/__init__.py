@@ -1,0 +1,1 @@
+"""Backends for DEV, BETA and PROD: AWS services and Snowflake."""
