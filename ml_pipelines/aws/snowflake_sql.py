@@ -80,7 +80,7 @@ def connection_settings(
     password = env.get("SNOWFLAKE_PASSWORD")
     key_path = env.get("SNOWFLAKE_PRIVATE_KEY_PATH")
     if not user or not (password or key_path):
-        missing = [n for n, v in (("SNOWFLAKE_USER", user),) if not v]
+        missing = [] if user else ["SNOWFLAKE_USER"]
         if not (password or key_path):
             missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH")
         raise StepPreconditionFailed(
