@@ -272,9 +272,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
                 ],
             )["build"]
         except ClientError as exc:
-            if _error_code(exc) in ("ResourceNotFoundException", "InvalidInputException") and (
-                self.codebuild_project in str(exc) or _error_code(exc) == "ResourceNotFoundException"
-            ):
+            if _error_code(exc) == "ResourceNotFoundException":
                 raise StepPreconditionFailed(
                     f"CodeBuild project {self.codebuild_project!r} (setting codebuild_project, "
                     f"ML_PIPELINES_CODEBUILD_PROJECT) was not found: create it or fix the setting ({exc})."
