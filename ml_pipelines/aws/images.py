@@ -55,7 +55,7 @@ phases:
       - docker push "$IMAGE_REPO:$IMAGE_TAG"
 """
 
-FAILED_STATUSES = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
+_FAILED_PHASE_STATUSES = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 
 _session_lock = threading.Lock()
@@ -304,13 +304,13 @@ class CodeBuildImageBackend(ContainerImageBackend):
 
     @staticmethod
     def _failed_phase(build: dict[str, Any]) -> str:
-        failed = [p for p in build.get("phases", []) if p.get("phaseStatus") in FAILED_STATUSES]
+        failed = [p for p in build.get("phases", []) if p.get("phaseStatus") in _FAILED_PHASE_STATUSES]
         return failed[0]["phaseType"] if failed else str(build.get("currentPhase"))
 
     @staticmethod
     def _phase_reason(build: dict[str, Any]) -> str:
         for phase in build.get("phases", []):
-            if phase.get("phaseStatus") in FAILED_STATUSES:
+            if phase.get("phaseStatus") in _FAILED_PHASE_STATUSES:
                 messages = [c.get("message", "") for c in phase.get("contexts", []) if c.get("message")]
                 if messages:
                     return f" ({'; '.join(messages)})"

@@ -289,3 +289,19 @@ def test_missing_project_is_a_precondition_failure(aws, plan, calls):
 def test_unset_settings_are_named(aws_env, plan):
     with pytest.raises(StepPreconditionFailed, match="ecr_repository .*codebuild_project"):
         _backend(ecr_repository="", codebuild_project="").build(build_asset_context(), plan)
+
+
+def test_runs_as_a_dagster_resource_with_nested_storage(aws, plan):
+    from dagster import AssetExecutionContext, asset, materialize
+
+    aws["ecr"].put_image(repositoryName=REPOSITORY, imageManifest=MANIFEST, imageTag=TAG)
+
+    @asset
+    def image(context: AssetExecutionContext, images: CodeBuildImageBackend):
+        assert isinstance(images.storage, S3Storage)
+        return images.build(context, plan).metadata["image_uri"]
+
+    result = materialize([image], resources={"images": _backend()})
+
+    assert result.success
+    assert result.output_for_node("image").endswith(f"/{REPOSITORY}:{TAG}")
