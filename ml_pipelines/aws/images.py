@@ -21,10 +21,7 @@ binds `ecr_repository` and `codebuild_project`.
 
 # No `from __future__ import annotations`: Dagster reads the nested resource's annotation.
 
-import json
 import os
-import re
-import shlex
 import tempfile
 import threading
 import time
@@ -38,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import Field
 
 from ml_pipelines.aws.storage import S3Storage
+from ml_pipelines.plan.images import dockerfile_copies
 from ml_pipelines.plan.model import ContainerImagePlan
 from ml_pipelines.steps import ContainerImageBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
@@ -72,26 +70,6 @@ def _session() -> boto3.session.Session:
         return session
 
 
-def _copy_sources(dockerfile_text: str) -> list[str]:
-    """Sources of the Dockerfile's COPY/ADD instructions from the build context (not `--from=`)."""
-    text = re.sub(r"\\\r?\n", " ", dockerfile_text)
-    sources: list[str] = []
-    for line in text.splitlines():
-        words = line.strip().split(None, 1)
-        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
-            continue
-        rest = words[1].strip()
-        if rest.startswith("["):
-            args = json.loads(rest)
-        else:
-            args = shlex.split(rest)
-        if any(a.startswith("--from") for a in args):
-            continue
-        args = [a for a in args if not a.startswith("--")]
-        sources.extend(args[:-1])
-    return sources
-
-
 def build_context_files(plan: ContainerImagePlan) -> dict[str, Path | None]:
     """Zip entry name -> local file (None: an empty file) for the image's build context."""
     if plan.dockerfile is None or not Path(plan.dockerfile).is_file():
@@ -103,15 +81,10 @@ def build_context_files(plan: ContainerImagePlan) -> dict[str, Path | None]:
     if plan.requirements_file is not None and not Path(plan.requirements_file).is_file():
         raise StepPreconditionFailed(f"requirements file {plan.requirements_file} does not exist.")
     files: dict[str, Path | None] = {"Dockerfile": dockerfile, "requirements.txt": plan.requirements_file}
-    search = [dockerfile.parent, dockerfile.parent.parent]  # containers/<kernel>/, then containers/
-    for source in _copy_sources(dockerfile.read_text()):
-        name = source.removeprefix("./")
-        if name in files:
-            continue
-        found = next((d / name for d in search if (d / name).is_file()), None)
+    for name, found in dockerfile_copies(dockerfile).items():
         if found is None:
             raise StepPreconditionFailed(
-                f"{dockerfile} copies {source!r}, which is neither beside it nor in {dockerfile.parent.parent}/."
+                f"{dockerfile} copies {name!r}, which is neither beside it nor in {dockerfile.parent.parent}/."
             )
         files[name] = found
     return files

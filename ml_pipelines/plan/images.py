@@ -9,6 +9,9 @@ Both the image plan and the code versions read the image from here.
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,3 +62,32 @@ def image_files(pipeline: LoadedPipeline, paths: ProjectPaths, step_name: str | 
         requirements_file=files.requirements_file,
         dockerfile=files.dockerfile,
     )
+
+
+# What every image's build context holds besides the Dockerfile's own COPY sources.
+CONTEXT_FILES = ("Dockerfile", "requirements.txt")
+
+
+def dockerfile_copies(dockerfile: Path) -> dict[str, Path | None]:
+    """The files the Dockerfile COPYs or ADDs from its build context (not `--from=` stages),
+    other than CONTEXT_FILES, by name: found beside it, then in `containers/`; None when
+    neither has it. Part of the image: its content counts in the image's tag."""
+    text = re.sub(r"\\\r?\n", " ", Path(dockerfile).read_text(encoding="utf-8", errors="replace"))
+    found: dict[str, Path | None] = {}
+    search = [Path(dockerfile).parent, Path(dockerfile).parent.parent]  # containers/<kernel>/, containers/
+    for line in text.splitlines():
+        words = line.strip().split(None, 1)
+        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        rest = words[1].strip()
+        try:
+            args = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
+        except ValueError:
+            continue
+        if not isinstance(args, list) or any(str(a).startswith("--from") for a in args):
+            continue
+        for source in [str(a) for a in args if not str(a).startswith("--")][:-1]:
+            name = source.removeprefix("./")
+            if name not in CONTEXT_FILES and name not in found:
+                found[name] = next((d / name for d in search if (d / name).is_file()), None)
+    return found

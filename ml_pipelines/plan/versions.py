@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ml_pipelines.config.schema import ContainerImageStep
-from ml_pipelines.plan.images import image_files
+from ml_pipelines.plan.images import dockerfile_copies, image_files
 
 if TYPE_CHECKING:
     from ml_pipelines.config.loader import LoadedPipeline
@@ -231,13 +231,26 @@ def requirements_digest(requirements_file: Path | str, session: LoadSession | No
 def image_version(
     kernel: str, requirements_file: Path | None, dockerfile: Path | None, session: LoadSession | None = None
 ) -> str:
-    """hash(kernel, requirements with the files they include, Dockerfile text): the image tag."""
+    """hash(kernel, requirements with the files they include, Dockerfile text and the files it
+    COPYs from `containers/`): the image tag."""
+    copied: list[str] = []
+    if dockerfile is not None:
+
+        def copies() -> dict[str, Path | None]:
+            try:
+                return dockerfile_copies(dockerfile)
+            except OSError:  # no Dockerfile: "missing" below
+                return {}
+
+        found = session.once(("dockerfile copies", os.fspath(dockerfile)), copies) if session else copies()
+        copied = [f"{name}={file_digest(p, session) if p else 'missing'}" for name, p in sorted(found.items())]
     return _short(
         [
-            "image-v1",
+            "image-v2",
             kernel,
             requirements_digest(requirements_file, session) if requirements_file is not None else "no-requirements",
             file_digest(dockerfile, session) if dockerfile is not None else "no-dockerfile",
+            *copied,
         ]
     )
 

@@ -215,3 +215,19 @@ def test_a_session_stats_files_only_on_its_first_pass_and_gives_the_same_version
     monkeypatch.setattr(os, "stat", original)
     rewrite(project_root / "Sagemaker_Models" / "demo" / "pipeline" / "merge.sql", "select 3;\n")
     assert changed(plain, versions(project, LoadSession())) == {"write_to_snowflake"}
+
+
+def test_the_image_tag_follows_the_files_the_dockerfile_copies(tmp_path):
+    """containers/<kernel>/Dockerfile COPYs papermill_entrypoint.py from containers/: a changed
+    entrypoint is a new image, not a reused one."""
+    from ml_pipelines.plan.versions import image_version
+
+    kernel_dir = tmp_path / "containers" / "python3"
+    kernel_dir.mkdir(parents=True)
+    dockerfile = kernel_dir / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11-slim\nCOPY requirements.txt /r.txt\nCOPY papermill_entrypoint.py /e.py\n")
+    entrypoint = tmp_path / "containers" / "papermill_entrypoint.py"
+    entrypoint.write_text("print(1)\n")
+    before = image_version("python3", None, dockerfile)
+    entrypoint.write_text("print(2)\n")
+    assert image_version("python3", None, dockerfile) != before
