@@ -20,6 +20,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from ml_pipelines.aws.notebook import LOG_GROUP, PARAMETERS_FILE, SageMakerNotebookBackend, job_name
 from ml_pipelines.aws.storage import S3Storage
+from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.plan.model import ContainerImagePlan, NotebookPlan, RunIdentity, TimeWindow
 from ml_pipelines.steps import StepFailed
 
@@ -321,3 +322,26 @@ def test_interrupt_stops_the_job(s3, calls):
         backend().run(build_asset_context(), plan)
     assert calls.named("StopProcessingJob") == [{"ProcessingJobName": name}]
     assert sagemaker_job(name).processing_job_status == "Stopped"
+
+
+def test_plan_from_the_fixture_project_runs(s3, calls):
+    """The DEV plan the planner makes for the fixture project's notebook step."""
+    from ml_pipelines.config.loader import load_project
+    from ml_pipelines.config.variables import load_variables
+    from ml_pipelines.plan.resolve import plan_step
+
+    project = load_project(MODEL.parents[1], "DEV")
+    pipeline = project.pipeline("demo_forecast_Daily")
+    variables = load_variables(project.paths.model_configs, "DEV", environ={})
+    plan = plan_step(
+        pipeline, "sagemaker_notebook_job_processing_script", "DEV", WINDOW,
+        paths=project.paths, variables=variables, storage_root=None,
+    )  # fmt: skip
+    assert isinstance(plan, NotebookPlan)
+    backend().run(build_asset_context(), plan)
+    (request,) = calls.named("CreateProcessingJob")
+    assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == plan.input_uri + "runs/EPHEMERAL/"
+    assert request["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    assert request["AppSpecification"]["ImageUri"] == f"{REPO}:{plan.image.content_hash}"
+    staged = s3.get_object(Bucket=BUCKET, Key=split_s3_uri(plan.input_uri + "runs/EPHEMERAL/" + PARAMETERS_FILE)[1])
+    assert json.loads(staged["Body"].read())["dt"] == "2024-02-01"
