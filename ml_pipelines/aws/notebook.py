@@ -1,0 +1,346 @@
+"""Notebook steps on SageMaker Processing (DEV, BETA, PROD), through plain boto3.
+
+Per run (`<run key>` = the Dagster run id, `-retry<N>` for a retry; `plan/storage_layout.py`):
+
+- the notebook, the parameter file, `lib/` and `ml_pipelines_parameters.json` (the plan's
+  resolved parameters: COMMON + env section + rendered templates_dict) are uploaded to
+  `<input_uri>/runs/<run key>/` with `S3Storage` (unchanged files are not uploaded again);
+- a Processing job downloads that folder to `/opt/ml/processing/input` and runs
+  `python3 /opt/ml/code/papermill_entrypoint.py --notebook <stem> --env <ENV> --kernel <kernel>
+  --parameters ml_pipelines_parameters.json` (containers/README.md) on the image
+  `<ecr_repository_uri>:<plan.image.content_hash>` (the tag the container-image step pushes;
+  the plan carries no image URI); the parameters go in a file because SageMaker limits each
+  container argument and environment value to 256 characters;
+- `/opt/ml/processing/output` is uploaded at the end of the job to `<output_uri>/runs/<run key>/`
+  (the executed notebook and the files written to `output_dir`); a completed job's files are
+  then copied to `<output_uri>/` (the published copy), a failed job's stay in its run folder.
+
+The job name is derived from pipeline, step, partition, run id and retry number (`job_name`),
+so a run worker that restarts finds its job: one still running is attached to (its logs
+followed), one that completed is not started again. The run id is part of the name because
+SageMaker never lets a name be reused: a new Dagster run of the same partition needs a new job.
+
+While the job runs, its CloudWatch log lines (`/aws/sagemaker/ProcessingJobs`, streams
+`<job name>/...`) go to the Dagster log. Polls start at `poll_initial_s` and grow by
+`poll_factor` up to `poll_max_s`. An interrupted step (the run terminated) stops the job.
+"""
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster import DagsterExecutionInterruptedError, MetadataValue
+from pydantic import Field
+
+from ml_pipelines.aws.storage import S3Storage
+from ml_pipelines.config.parameters import split_s3_uri
+from ml_pipelines.plan.model import NotebookPlan
+from ml_pipelines.plan.storage_layout import run_key, run_uri
+from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
+
+__all__ = ["LOG_GROUP", "PARAMETERS_FILE", "SageMakerNotebookBackend", "job_name"]
+
+LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+PARAMETERS_FILE = "ml_pipelines_parameters.json"
+ENTRYPOINT = ["python3", "/opt/ml/code/papermill_entrypoint.py"]
+INPUT_DIR = "/opt/ml/processing/input"
+OUTPUT_DIR = "/opt/ml/processing/output"
+MAX_NAME = 63
+_LAST_LINES = 20
+_RUNNING = ("InProgress", "Stopping")
+
+
+def job_name(plan: NotebookPlan, run_id: str, retry_number: int = 0) -> str:
+    """`<pipeline>-<step>-<partition start YYYYMMDDHHMM>-<run id[:8]>-r<retry>`, with every
+    character outside [a-zA-Z0-9-] made a `-`; longer than 63 characters, it is cut and ends
+    with an 8-character hash of the whole name."""
+    window = plan.run.window
+    partition = window.start.strftime("%Y%m%d%H%M") if window is not None else "all"
+    raw = f"{plan.run.pipeline_id}-{plan.run.step_name}-{partition}-{run_id[:8]}-r{retry_number}"
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-zA-Z0-9-]", "-", raw)).strip("-")
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-')}-{digest}"
+
+
+def _join(prefix: str, rel: str) -> str:
+    return f"{prefix.rstrip('/')}/{rel}"
+
+
+class _LogFollower:
+    """Forwards a job's CloudWatch log lines to `emit`, each once; keeps the last lines."""
+
+    def __init__(self, client: Any, job: str, emit: Any) -> None:
+        self._client, self._job, self._emit = client, job, emit
+        self._start = 0
+        self._seen: set[str] = set()  # event ids at the latest timestamp read
+        self.last: deque[str] = deque(maxlen=_LAST_LINES)
+
+    def poll(self) -> None:
+        kwargs: dict[str, Any] = {
+            "logGroupName": LOG_GROUP,
+            "logStreamNamePrefix": f"{self._job}/",
+            "startTime": self._start,
+        }
+        try:
+            while True:
+                page = self._client.filter_log_events(**kwargs)
+                for event in sorted(page.get("events", []), key=lambda e: (e["timestamp"], e.get("eventId", ""))):
+                    event_id = event.get("eventId") or f"{event['logStreamName']}:{event['timestamp']}"
+                    if event_id in self._seen:
+                        continue
+                    if event["timestamp"] > self._start:
+                        self._start, self._seen = event["timestamp"], set()
+                    self._seen.add(event_id)
+                    line = event["message"].rstrip()
+                    self.last.append(line)
+                    self._emit(f"[{self._job}] {line}")
+                if not page.get("nextToken"):
+                    return
+                kwargs["nextToken"] = page["nextToken"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":  # no logs yet
+                self._emit(f"[{self._job}] could not read CloudWatch logs: {exc}")
+        except BotoCoreError as exc:
+            self._emit(f"[{self._job}] could not read CloudWatch logs: {exc}")
+
+
+class SageMakerNotebookBackend(NotebookBackend):
+    """Runs a notebook step as a SageMaker Processing job on the step's image."""
+
+    role_arn: str = Field(description="IAM role the Processing job runs as (ML_PIPELINES_SAGEMAKER_ROLE_ARN).")
+    ecr_repository_uri: str = Field(
+        description="ECR repository of the notebook images, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
+        "ml-pipelines; the image is <this>:<the container-image step's content hash>."
+    )
+    storage: S3Storage = Field(description="Where inputs are staged and outputs published (the `storage` resource).")
+    region_name: str | None = Field(default=None, description="AWS region; None uses boto3's chain.")
+    endpoint_url: str | None = Field(
+        default=None, description="SageMaker and CloudWatch Logs endpoint; None uses boto3's chain (AWS_ENDPOINT_URL)."
+    )
+    poll_initial_s: float = Field(default=5.0, description="First wait between status polls.")
+    poll_max_s: float = Field(default=60.0, description="Longest wait between status polls.")
+    poll_factor: float = Field(default=1.5, description="Each wait is the previous one times this.")
+    max_runtime_s: int = Field(default=86400, description="The job's StoppingCondition.MaxRuntimeInSeconds.")
+
+    def _client(self, service: str) -> Any:
+        # botocore's standard retries: throttling and 5xx retried with exponential backoff
+        config = Config(retries={"mode": "standard", "max_attempts": 8})
+        return boto3.session.Session().client(
+            service, region_name=self.region_name, endpoint_url=self.endpoint_url, config=config
+        )
+
+    def image_uri(self, plan: NotebookPlan) -> str:
+        return f"{self.ecr_repository_uri.rstrip('/')}:{plan.image.content_hash}"
+
+    # -- staging -------------------------------------------------------------------------------
+    def _stage(self, plan: NotebookPlan, input_uri: str) -> list[str]:
+        storage = self.storage
+        uris = [storage.put_file(str(plan.notebook), _join(input_uri, plan.notebook.name))]
+        if plan.parameter_file is not None:
+            uris.append(storage.put_file(str(plan.parameter_file), _join(input_uri, plan.parameter_file.name)))
+        if plan.lib_dir is not None:
+            for src in sorted(p for p in plan.lib_dir.rglob("*") if p.is_file()):
+                rel = src.relative_to(plan.lib_dir)
+                if "__pycache__" not in rel.parts:
+                    uris.append(storage.put_file(str(src), _join(input_uri, f"lib/{rel.as_posix()}")))
+        with tempfile.TemporaryDirectory() as tmp:
+            params = Path(tmp) / PARAMETERS_FILE
+            params.write_text(json.dumps({**plan.parameters, "ENV": plan.run.env}, sort_keys=True, default=str))
+            uris.append(storage.put_file(str(params), _join(input_uri, PARAMETERS_FILE)))
+        return uris
+
+    def request(self, plan: NotebookPlan, name: str, input_uri: str, output_uri: str) -> dict[str, Any]:
+        """The CreateProcessingJob request of a run."""
+        return {
+            "ProcessingJobName": name,
+            "RoleArn": self.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image_uri(plan),
+                "ContainerEntrypoint": ENTRYPOINT,
+                "ContainerArguments": [
+                    "--notebook",
+                    plan.notebook.stem,
+                    "--env",
+                    plan.run.env,
+                    "--kernel",
+                    plan.image.kernel,
+                    "--parameters",
+                    PARAMETERS_FILE,
+                ],
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": plan.instance_count,
+                    "InstanceType": plan.instance_type,
+                    "VolumeSizeInGB": plan.volume_size_gb,
+                }
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "input",
+                    "S3Input": {
+                        "S3Uri": input_uri,
+                        "LocalPath": INPUT_DIR,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                }
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "output",
+                        "S3Output": {"S3Uri": output_uri, "LocalPath": OUTPUT_DIR, "S3UploadMode": "EndOfJob"},
+                    }
+                ]
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_s},
+            "Environment": {"ENV": plan.run.env, "NOTEBOOK_NAME": plan.notebook.stem},
+            "Tags": [
+                {"Key": "ml_pipelines/pipeline", "Value": plan.run.pipeline_id[:256]},
+                {"Key": "ml_pipelines/step", "Value": plan.run.step_name[:256]},
+                {"Key": "ml_pipelines/env", "Value": plan.run.env},
+            ],
+        }
+
+    # -- job -----------------------------------------------------------------------------------
+    @staticmethod
+    def _describe(sm: Any, name: str) -> dict[str, Any] | None:
+        try:
+            return sm.describe_processing_job(ProcessingJobName=name)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "ValidationException" and "not find" in error.get("Message", ""):
+                return None
+            raise StepFailed(f"describe processing job {name}: {error.get('Code')}: {error.get('Message')}") from exc
+
+    def _create(self, sm: Any, request: dict[str, Any]) -> None:
+        try:
+            sm.create_processing_job(**request)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            name = request["ProcessingJobName"]
+            if code == "ResourceInUse" or "must be unique" in message:
+                return  # created meanwhile by another attempt of this run: attach to it
+            cls = StepPreconditionFailed if code in ("AccessDeniedException", "ResourceLimitExceeded") else StepFailed
+            if code == "ValidationException" and "role" in message.lower():
+                cls = StepPreconditionFailed
+            raise cls(f"create processing job {name}: {code}: {message}") from exc
+
+    def _wait(self, sm: Any, name: str, logs: _LogFollower) -> dict[str, Any]:
+        delay = self.poll_initial_s
+        while True:
+            job = self._describe(sm, name)
+            logs.poll()
+            if job is None:
+                raise StepFailed(f"processing job {name} disappeared while it ran")
+            if job["ProcessingJobStatus"] not in _RUNNING:
+                logs.poll()  # lines written between the last poll and the end
+                return job
+            time.sleep(delay)
+            delay = min(delay * self.poll_factor, self.poll_max_s)
+
+    def _publish(self, run_output_uri: str, output_uri: str) -> list[str]:
+        """Copy a completed run's output files from its run folder to `output_uri`."""
+        client = self.storage.client()
+        bucket, _ = split_s3_uri(output_uri)
+        published = []
+        for uri in self.storage.list(run_output_uri):
+            src_bucket, src_key = split_s3_uri(uri)
+            rel = uri[len(run_output_uri) :]
+            dest_bucket, dest_key = split_s3_uri(_join(output_uri, rel))
+            try:
+                client.copy_object(Bucket=dest_bucket, Key=dest_key, CopySource={"Bucket": src_bucket, "Key": src_key})
+            except (ClientError, BotoCoreError) as exc:
+                raise StepFailed(f"publish {uri} to s3://{dest_bucket}/{dest_key}: {exc}") from exc
+            published.append(f"s3://{dest_bucket}/{dest_key}")
+        return published
+
+    def run(self, context: Any, plan: NotebookPlan) -> StepOutcome:
+        start = time.monotonic()
+        for path in (plan.notebook, plan.parameter_file):
+            if path is not None and not path.is_file():
+                raise StepPreconditionFailed(f"Notebook step {plan.run.step_name}: file not found: {path}")
+        retry = getattr(context, "retry_number", 0) or 0
+        key = run_key(context.run_id, retry)
+        input_uri, run_output_uri = run_uri(plan.input_uri, key), run_uri(plan.output_uri, key)
+        name = job_name(plan, context.run_id, retry)
+        sm, logs_client = self._client("sagemaker"), self._client("logs")
+        region = sm.meta.region_name
+        console = f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/processing-jobs/{name}"
+
+        job = self._describe(sm, name)
+        if job is None:
+            staged = self._stage(plan, input_uri)
+            context.log.info(f"Staged {len(staged)} file(s) in {input_uri}")
+            self._create(sm, self.request(plan, name, input_uri, run_output_uri))
+            context.log.info(f"Started processing job {name} on {self.image_uri(plan)}: {console}")
+        elif job["ProcessingJobStatus"] in _RUNNING:
+            context.log.info(f"Processing job {name} is already {job['ProcessingJobStatus']}: attaching to it")
+        else:
+            context.log.info(f"Processing job {name} already ended ({job['ProcessingJobStatus']}): not started again")
+
+        logs = _LogFollower(logs_client, name, context.log.info)
+        try:
+            job = self._wait(sm, name, logs)
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+            context.log.warning(f"Step interrupted: stopping processing job {name}")
+            try:
+                sm.stop_processing_job(ProcessingJobName=name)
+            except (ClientError, BotoCoreError) as exc:
+                context.log.error(f"Could not stop processing job {name}: {exc}")
+            raise
+
+        status = job["ProcessingJobStatus"]
+        if status != "Completed":
+            reason = job.get("FailureReason") or job.get("ExitMessage") or "no reason given"
+            tail = "\n".join(logs.last)
+            message = (
+                f"Processing job {name} {status}: {reason}\n"
+                f"Partly executed notebook and outputs: {run_output_uri}\n{console}"
+                + (f"\nLast log lines:\n{tail}" if tail else "")
+            )
+            context.log.error(message)
+            raise StepFailed(message)
+
+        published = self._publish(run_output_uri, plan.output_uri)
+        duration = self._job_seconds(job) or (time.monotonic() - start)
+        instance_hours = round(plan.instance_count * duration / 3600, 4)
+        context.log.info(f"Processing job {name} completed; published {len(published)} file(s) to {plan.output_uri}")
+        return StepOutcome(
+            metadata={
+                "job_name": name,
+                "job_arn": job.get("ProcessingJobArn", ""),
+                "console_url": MetadataValue.url(console),
+                "image_uri": self.image_uri(plan),
+                "output_uri": plan.output_uri,
+                "run_output_uri": run_output_uri,
+                "notebook_uri": _join(run_output_uri, f"{plan.notebook.stem}.ipynb"),
+                "output_files": published,
+                "duration_s": round(duration, 3),
+                "instance_hours": instance_hours,
+                "instance_type": plan.instance_type,
+                "instance_count": plan.instance_count,
+            }
+        )
+
+    @staticmethod
+    def _job_seconds(job: dict[str, Any]) -> float | None:
+        """The job's running time from SageMaker's timestamps, when it reports them."""
+        begin, end = job.get("ProcessingStartTime"), job.get("ProcessingEndTime")
+        if isinstance(begin, datetime) and isinstance(end, datetime) and end >= begin:
+            return (end - begin).total_seconds()
+        return None
