@@ -21,7 +21,7 @@ from ml_pipelines.aws import storage as storage_module
 from ml_pipelines.aws.glue import AwsGlueBackend, run_arguments
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.plan.model import GluePlan, RunIdentity, TimeWindow
-from ml_pipelines.steps import StepFailed, StepPreconditionFailed
+from ml_pipelines.steps import StepFailed, StepOutcome, StepPreconditionFailed
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -98,6 +98,11 @@ def backend(**changes: Any) -> AwsGlueBackend:
     return AwsGlueBackend(**values)
 
 
+def run_step(glue: AwsGlueBackend, plan: GluePlan) -> StepOutcome:
+    with build_asset_context() as context:
+        return glue.run(context, plan)
+
+
 def moto_job(name: str) -> Any:
     return get_backend("glue")[ACCOUNT][REGION].jobs[name]
 
@@ -160,12 +165,12 @@ def test_first_run_creates_the_job_and_runs_it_with_the_plan_arguments(calls: di
 def test_unchanged_rerun_does_not_recreate_the_job_or_upload(calls: dict[str, Any], tmp_path: Path) -> None:
     plan = make_plan(tmp_path)
     glue = backend()
-    glue.run(build_asset_context(), plan)
+    run_step(glue, plan)
     first = calls["count"].copy()
     assert first["PutObject"] == 6
     calls["count"].clear()
 
-    outcome = glue.run(build_asset_context(), plan)
+    outcome = run_step(glue, plan)
 
     count = calls["count"]
     assert count["PutObject"] == count["CreateMultipartUpload"] == 0
@@ -177,12 +182,12 @@ def test_unchanged_rerun_does_not_recreate_the_job_or_upload(calls: dict[str, An
 
 def test_changed_definition_is_applied(calls: dict[str, Any], tmp_path: Path) -> None:
     glue = backend()
-    glue.run(build_asset_context(), make_plan(tmp_path))
+    run_step(glue, make_plan(tmp_path))
     calls["count"].clear()
     (tmp_path / "requirements.txt").write_text("pandas==2.2.0\n")
     (tmp_path / "lib/movie_utils.py").write_text("X = 2\n")
 
-    outcome = glue.run(build_asset_context(), make_plan(tmp_path, number_of_workers=5, worker_type="G.2X"))
+    outcome = run_step(glue, make_plan(tmp_path, number_of_workers=5, worker_type="G.2X"))
 
     # moto has no update_job: the backend falls back to delete + create
     assert outcome.metadata["job_definition"] == "replaced"
@@ -220,7 +225,7 @@ def test_failed_run_fails_the_step_with_glue_error_message(
     monkeypatch.setattr(glue_module, "_glue_client", client)
 
     with pytest.raises(StepFailed) as failure:
-        glue.run(build_asset_context(), plan)
+        run_step(glue, plan)
 
     assert not isinstance(failure.value, StepPreconditionFailed)
     assert "ended FAILED" in str(failure.value)
@@ -269,7 +274,7 @@ def test_attaches_to_a_running_run_with_the_same_arguments(
 
     monkeypatch.setattr(glue_module, "_glue_client", hooked)
 
-    outcome = backend().run(build_asset_context(), plan)
+    outcome = run_step(backend(), plan)
 
     assert outcome.metadata["run_id"] == same["JobRunId"] != other["JobRunId"]
     assert outcome.metadata["job_definition"] == "attached"
@@ -280,6 +285,6 @@ def test_attaches_to_a_running_run_with_the_same_arguments(
 def test_missing_role_or_bucket_is_a_precondition(aws_env: str, tmp_path: Path) -> None:
     plan = make_plan(tmp_path)
     with pytest.raises(StepPreconditionFailed, match="ML_PIPELINES_GLUE_ROLE_ARN"):
-        backend(role_arn="").run(build_asset_context(), plan)
+        run_step(backend(role_arn=""), plan)
     with pytest.raises(StepPreconditionFailed, match="does not exist"):  # no bucket created
-        backend().run(build_asset_context(), plan)
+        run_step(backend(), plan)
