@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from pydantic import Field
 
 from ml_pipelines.aws.storage import S3Storage
@@ -137,6 +137,8 @@ def _zip_folder(folder: Path, target: Path) -> None:
 def _glue_error(exc: Exception, action: str) -> StepFailed:
     if isinstance(exc, NoCredentialsError):
         return StepPreconditionFailed(f"{action}: no AWS credentials found; set them (profile, role or environment).")
+    if isinstance(exc, NoRegionError):
+        return StepPreconditionFailed(f"{action}: no AWS region set; set AWS_REGION or the profile's region.")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -276,7 +278,10 @@ class AwsGlueBackend(GlueBackend):
             raise StepPreconditionFailed(f"Glue job {name}: requirements file not found: {plan.requirements_file}")
         with tempfile.TemporaryDirectory(prefix="ml-pipelines-glue-") as scratch:
             uploaded, extra_py_files = self._upload(plan, Path(scratch))
-        client = self.client()
+        try:
+            client = self.client()
+        except BotoCoreError as exc:
+            raise _glue_error(exc, f"Glue job {name}") from exc
         arguments = run_arguments(plan)
         run_id = self._attachable_run(client, name, arguments)
         if run_id is not None:

@@ -288,3 +288,11 @@ def test_missing_role_or_bucket_is_a_precondition(aws_env: str, tmp_path: Path) 
         run_step(backend(role_arn=""), plan)
     with pytest.raises(StepPreconditionFailed, match="does not exist"):  # no bucket created
         run_step(backend(), plan)
+
+
+def test_missing_region_is_a_precondition(
+    calls: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(StepPreconditionFailed, match="no AWS region set"):
+        run_step(backend(), make_plan(tmp_path))
