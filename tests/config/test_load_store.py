@@ -211,6 +211,8 @@ def test_a_file_broken_after_caching_is_reported(project, tmp_path):
 
 
 def test_code_versions_follow_edits_through_the_cache(project, tmp_path):
+    # the image's files too (a fresh checkout's containers/ may be too recent to cache)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "containers", project.root / "containers")
     settle(project.root)
     notebook = project.path("Sagemaker_Models/Forecast/DailyForecast.ipynb")
 
