@@ -211,19 +211,14 @@ class FsMemo:
         """Why `path` (built under the resolved project `root`) is not a project file once
         symlinks are resolved, naming the symlink at fault; None when it is."""
         key = (root, path)
-        try:
-            return self._escapes[key]
-        except KeyError:
-            pass
-        try:
-            parts = self.resolve(path).relative_to(self.resolve(root)).parts
-            fault = self._link_fault(root, path) if parts[:1] == (LOCAL_STATE_DIR,) else None
-        except ValueError:
-            fault = self._link_fault(root, path)
-        except (RuntimeError, OSError):  # resolve() met a symlink loop
-            fault = self._link_fault(root, path)
-        self._escapes[key] = fault
-        return fault
+        if key not in self._escapes:
+            try:
+                parts = self.resolve(path).relative_to(self.resolve(root)).parts
+                inside = parts[:1] != (LOCAL_STATE_DIR,)
+            except (ValueError, RuntimeError, OSError):  # outside, or resolve() met a symlink loop
+                inside = False
+            self._escapes[key] = None if inside else self._link_fault(root, path)
+        return self._escapes[key]
 
     def _link_fault(self, root: Path, path: Path) -> str:
         """The first symlink on the way from `root` to `path` that leads out (or loops)."""

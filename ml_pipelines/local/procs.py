@@ -18,6 +18,7 @@ notebook kernels) is started through `start()` (kernels get `preexec()` and `wat
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import multiprocessing.connection
@@ -98,10 +99,8 @@ def _watch_run_worker() -> None:
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
     """Send `sig` to the child's process group (its pid: it leads a session of its own)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):  # the group is gone
-        pass
 
 
 def stop(proc: subprocess.Popen, grace: float = GRACE_S) -> int:
@@ -114,10 +113,8 @@ def stop_all(procs: Sequence[subprocess.Popen], grace: float = GRACE_S) -> None:
     for proc in procs:
         signal_group(proc, signal.SIGTERM)
     for proc in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then it is killed
             proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
         signal_group(proc, signal.SIGKILL)  # the child, if it ignored SIGTERM, and what it left behind
         proc.wait()
         forget(proc)
