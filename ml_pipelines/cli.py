@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from datetime import date
 from typing import TYPE_CHECKING, Sequence, TextIO
@@ -94,13 +95,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def validate_environments(
-    settings: Settings, envs: Sequence[str]
-) -> tuple[list[tuple[ConfigError, tuple[str, ...]]], dict]:
+_ENV_SLOT = "\0"  # where an error's text names the environment it was found in
+
+
+def validate_environments(settings: Settings, envs: Sequence[str]) -> tuple[list[tuple[str, tuple[str, ...]]], dict]:
     """Load the project once per environment (one shared session: the files are read once).
 
-    Returns each distinct error with the environments it occurs in (file and line order),
-    and the projects by environment."""
+    Returns each distinct error (as text) with the environments it occurs in, in file and
+    line order, and the projects by environment. Errors that differ only by the name of
+    their environment ("no PROD section", "not defined for environment DEV") are one error,
+    its text naming them all ("DEV/PROD")."""
     from ml_pipelines.config.session import LoadSession
 
     session = LoadSession()
@@ -108,18 +112,18 @@ def validate_environments(
     found: dict[str, tuple[ConfigError, list[str]]] = {}
     for env, project in projects.items():
         for error in project.errors:
-            found.setdefault(str(error), (error, []))[1].append(env)
-    ordered = sorted(found.values(), key=lambda item: (item[0].display_path, item[0].line or 0))
-    return [(error, tuple(where)) for error, where in ordered], projects
+            found.setdefault(re.sub(rf"\b{env}\b", _ENV_SLOT, str(error)), (error, []))[1].append(env)
+    ordered = sorted(found.items(), key=lambda item: (item[1][0].display_path, item[1][0].line or 0))
+    return [(text.replace(_ENV_SLOT, "/".join(where)), tuple(where)) for text, (_, where) in ordered], projects
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings(args)
     envs = [args.env] if args.env else list(ENVIRONMENTS)  # only --env narrows; $ML_PIPELINES_ENV does not
     errors, projects = validate_environments(settings, envs)
-    for error, where in errors:
+    for text, where in errors:
         label = f"[{', '.join(where)}] " if len(where) < len(envs) else ""
-        print(label + str(error), file=out)
+        print(label + text, file=out)
     valid = set.intersection(*(set(p.pipeline_ids) for p in projects.values()))
     first = next(iter(projects.values()))
     n_files = len(first.config_files)
@@ -130,7 +134,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"({scope}, project {first.paths.root})"
     )
     if errors:
-        files = {error.display_path for error, _ in errors}
+        files = {file for project in projects.values() for file in project.broken}
         only_some = sum(1 for _, where in errors if len(where) < len(envs))
         some = f" ({only_some} only in some environments)" if only_some and len(envs) > 1 else ""
         print(f"{_plural(len(errors), 'error')}{some} in {_plural(len(files), 'file')}; " + summary, file=err)

@@ -279,3 +279,14 @@ def test_a_closed_pipe_is_not_an_internal_error() -> None:
     err = io.StringIO()
     code = cli.main(["--project-dir", str(PROJECT_OK), "list"], out=ClosedPipe(), err=err)
     assert code == 141 and err.getvalue() == ""
+
+
+def test_an_error_of_every_environment_that_names_it_is_printed_once(project: FixtureProject) -> None:
+    """An undefined variable is reported per environment ("... for environment DEV"): one line."""
+    project.edit(FORECAST, ('stage: "{{ var.value.CI_STAGING }}"', 'stage: "{{ var.value.CI_STAGIN }}"'))
+    code, out, err = main("--project-dir", str(project.root), "validate")
+    assert code == 1
+    (line,) = out.splitlines()
+    assert ERROR_LINE.match(line), line
+    assert "'CI_STAGIN' is not defined for environment LOCAL/DEV/BETA/PROD" in line
+    assert err.startswith("1 error in 1 file;")
