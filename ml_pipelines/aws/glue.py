@@ -23,19 +23,17 @@ client always starts a new run (no attach), polls every 5 s without backoff, and
 message reader waits on CloudWatch; the scripts do not open a Pipes session on Glue anyway.
 """
 
-import os
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from pydantic import Field
 
+from ml_pipelines.aws import clients
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome, StepPreconditionFailed
@@ -48,18 +46,6 @@ _NOT_IMPLEMENTED_STATUS = (500, 501)
 # Glue error codes another attempt will not fix: the role, permissions or input must change.
 _PRECONDITION_CODES = {"AccessDeniedException", "InvalidInputException", "EntityNotFoundException"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so an unchanged folder zips to the same bytes
-
-_session_lock = threading.Lock()
-_sessions: dict[int, boto3.session.Session] = {}
-
-
-def _glue_client(region_name: str | None, endpoint_url: str | None) -> Any:
-    with _session_lock:  # boto3 sessions are not thread-safe; one per process
-        session = _sessions.get(os.getpid())
-        if session is None:
-            _sessions.clear()
-            session = _sessions[os.getpid()] = boto3.session.Session()
-        return session.client("glue", region_name=region_name, endpoint_url=endpoint_url)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -161,7 +147,7 @@ class AwsGlueBackend(GlueBackend):
     poll_max_s: float = Field(default=60.0, description="Longest wait between two status polls (doubling).")
 
     def client(self) -> Any:
-        return _glue_client(self.region_name, self.endpoint_url)
+        return clients.client("glue", self.region_name, self.endpoint_url)
 
     def _upload(self, plan: GluePlan, scratch: Path) -> tuple[list[str], list[str]]:
         """Upload the job's files; return (URIs written or already current, --extra-py-files)."""

@@ -21,19 +21,17 @@ binds `ecr_repository` and `codebuild_project`.
 
 # No `from __future__ import annotations`: Dagster reads the nested resource's annotation.
 
-import os
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import Field
 
+from ml_pipelines.aws import clients
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.plan.images import dockerfile_copies
 from ml_pipelines.plan.model import ContainerImagePlan
@@ -55,19 +53,6 @@ phases:
 
 _FAILED_PHASE_STATUSES = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
-
-_session_lock = threading.Lock()
-_sessions: dict[int, boto3.session.Session] = {}
-
-
-def _session() -> boto3.session.Session:
-    # boto3 sessions are not thread-safe and not reused across fork.
-    with _session_lock:
-        session = _sessions.get(os.getpid())
-        if session is None:
-            _sessions.clear()
-            session = _sessions[os.getpid()] = boto3.session.Session()
-        return session
 
 
 def build_context_files(plan: ContainerImagePlan) -> dict[str, Path | None]:
@@ -121,7 +106,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
     poll_max_s: float = Field(default=60.0, description="Longest wait between polls (the wait doubles).")
 
     def client(self, service: str) -> Any:
-        return _session().client(service, region_name=self.region_name, endpoint_url=self.endpoint_url)
+        return clients.client(service, self.region_name, self.endpoint_url)
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -295,7 +280,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
         if deep_link:
             return deep_link
         region = build.get("arn", "").split(":")[3] if build.get("arn", "").count(":") >= 3 else ""
-        region = region or self.region_name or _session().region_name or "us-east-1"
+        region = region or self.region_name or clients.session().region_name or "us-east-1"
         return (
             f"https://{region}.console.aws.amazon.com/codesuite/codebuild/projects/{self.codebuild_project}"
             f"/build/{build['id']}/log?region={region}"

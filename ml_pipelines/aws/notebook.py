@@ -35,12 +35,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import DagsterExecutionInterruptedError, MetadataValue
 from pydantic import Field
 
+from ml_pipelines.aws import clients
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.plan.model import NotebookPlan
@@ -134,11 +133,7 @@ class SageMakerNotebookBackend(NotebookBackend):
     max_runtime_s: int = Field(default=86400, description="The job's StoppingCondition.MaxRuntimeInSeconds.")
 
     def _client(self, service: str) -> Any:
-        # botocore's standard retries: throttling and 5xx retried with exponential backoff
-        config = Config(retries={"mode": "standard", "max_attempts": 8})
-        return boto3.session.Session().client(
-            service, region_name=self.region_name, endpoint_url=self.endpoint_url, config=config
-        )
+        return clients.client(service, self.region_name, self.endpoint_url)
 
     def image_uri(self, plan: NotebookPlan) -> str:
         return f"{self.ecr_repository_uri.rstrip('/')}:{plan.image.content_hash}"

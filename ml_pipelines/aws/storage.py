@@ -7,25 +7,20 @@ rather than the ETag because the ETag is the MD5 of the content only for single-
 uploads without SSE-KMS (boto3's `upload_file` goes multipart above 8 MB). An object
 written by another tool (no sha256 in its metadata) is uploaded again once.
 
-Clients come from boto3's default chain (credentials, region, `AWS_ENDPOINT_URL`, which
-boto3 reads itself). One boto3 session per process (a new session costs ~100 ms; it keeps
-the credentials it first resolved, refreshing role credentials itself) and a client per
-public call from it (~5 ms; region and endpoint are read again each time).
+Clients come from `aws/clients.py` (boto3's default chain, one session per process).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
-import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pydantic import Field
 
+from ml_pipelines.aws import clients
 from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.steps import StepFailed, StepPreconditionFailed, Storage
 
@@ -35,20 +30,6 @@ SHA256_METADATA_KEY = "sha256"
 
 # Error codes that another attempt will not fix: the bucket, key or permissions must change.
 _PRECONDITION_CODES = {"NoSuchBucket", "NoSuchKey", "AccessDenied", "403", "InvalidBucketName", "AllAccessDisabled"}
-
-
-_session_lock = threading.Lock()
-_sessions: dict[int, boto3.session.Session] = {}
-
-
-def _client(region_name: str | None, endpoint_url: str | None) -> Any:
-    # boto3 sessions are not thread-safe: creating clients from one is serialised.
-    with _session_lock:
-        session = _sessions.get(os.getpid())
-        if session is None:
-            _sessions.clear()  # a session inherited across fork is not reused
-            session = _sessions[os.getpid()] = boto3.session.Session()
-        return session.client("s3", region_name=region_name, endpoint_url=endpoint_url)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -93,7 +74,7 @@ class S3Storage(Storage):
     )
 
     def client(self) -> Any:
-        return _client(self.region_name, self.endpoint_url)
+        return clients.client("s3", self.region_name, self.endpoint_url)
 
     def put_file(self, local_path: str, uri: str) -> str:
         """Upload unless the object at `uri` already has this file's sha256; return `uri` either way."""

@@ -33,3 +33,21 @@ def aws_env(moto_server, monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10)
     return moto_server
+
+
+@pytest.fixture
+def aws_hooks(aws_env):
+    """`register(event, handler)`: a botocore event handler on every client the backends make
+    during the test (they all come from `aws.clients.session()`); removed after the test."""
+    from ml_pipelines.aws import clients
+
+    events = clients.session().events
+    registered = []
+
+    def register(event: str, handler) -> None:
+        events.register(event, handler)
+        registered.append((event, handler))
+
+    yield register
+    for event, handler in registered:
+        events.unregister(event, handler)

@@ -16,8 +16,6 @@ from dagster import AssetExecutionContext, MaterializeResult, asset, build_asset
 from moto.backends import get_backend
 from moto.glue.models import FakeJobRun
 
-from ml_pipelines.aws import glue as glue_module
-from ml_pipelines.aws import storage as storage_module
 from ml_pipelines.aws.glue import AwsGlueBackend, run_arguments
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.plan.model import GluePlan, RunIdentity, TimeWindow
@@ -69,7 +67,7 @@ def make_plan(folder: Path, **changes: Any) -> GluePlan:
 
 
 @pytest.fixture
-def calls(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def calls(aws_hooks: Any) -> dict[str, Any]:
     """Every Glue and S3 call the backend's clients send: counts by operation, Glue request bodies."""
     seen: dict[str, Any] = {"count": Counter(), "params": {}}
 
@@ -78,16 +76,7 @@ def calls(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         if model.service_model.service_name == "glue":  # the JSON request body as sent
             seen["params"].setdefault(model.name, []).append(json.loads(params["body"]))
 
-    def hooked(original: Any) -> Any:
-        def make(*args: Any) -> Any:
-            client = original(*args)
-            client.meta.events.register("before-call.*.*", record)
-            return client
-
-        return make
-
-    monkeypatch.setattr(glue_module, "_glue_client", hooked(glue_module._glue_client))
-    monkeypatch.setattr(storage_module, "_client", hooked(storage_module._client))
+    aws_hooks("before-call.*.*", record)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return seen
 
@@ -199,7 +188,7 @@ def test_changed_definition_is_applied(calls: dict[str, Any], tmp_path: Path) ->
 
 
 def test_failed_run_fails_the_step_with_glue_error_message(
-    calls: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    calls: dict[str, Any], aws_hooks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = make_plan(tmp_path)
     as_dict = FakeJobRun.as_dict
@@ -215,14 +204,7 @@ def test_failed_run_fails_the_step_with_glue_error_message(
         run.error_message = "AnalysisException: Path does not exist: s3://ml-dev-bucket/in/"
 
     glue = backend()
-    original = glue_module._glue_client
-
-    def client(*args: Any) -> Any:
-        made = original(*args)
-        made.meta.events.register("after-call.glue.StartJobRun", fail_run)
-        return made
-
-    monkeypatch.setattr(glue_module, "_glue_client", client)
+    aws_hooks("after-call.glue.StartJobRun", fail_run)
 
     with pytest.raises(StepFailed) as failure:
         run_step(glue, plan)
@@ -246,7 +228,7 @@ def manual_runs(aws_env: str):
 
 
 def test_attaches_to_a_running_run_with_the_same_arguments(
-    calls: dict[str, Any], manual_runs: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    calls: dict[str, Any], aws_hooks: Any, manual_runs: None, tmp_path: Path
 ) -> None:
     plan = make_plan(tmp_path)
     client = boto3.client("glue")
@@ -265,14 +247,7 @@ def test_attaches_to_a_running_run_with_the_same_arguments(
         for run in moto_job(plan.job_name).job_runs:
             run.status = "SUCCEEDED"
 
-    original = glue_module._glue_client
-
-    def hooked(*args: Any) -> Any:
-        made = original(*args)
-        made.meta.events.register("after-call.glue.GetJobRun", finish)
-        return made
-
-    monkeypatch.setattr(glue_module, "_glue_client", hooked)
+    aws_hooks("after-call.glue.GetJobRun", finish)
 
     outcome = run_step(backend(), plan)
 

@@ -24,18 +24,10 @@ def s3(aws_env):
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The S3 operations every S3Storage client sends, in order (clients still come from
-    S3Storage.client, so from boto3's default chain)."""
+def calls(aws_hooks) -> list[str]:
+    """The S3 operations every S3Storage client sends, in order."""
     seen: list[str] = []
-    make_client = S3Storage.client
-
-    def counting_client(self):
-        client = make_client(self)
-        client.meta.events.register("before-call.s3", lambda model, **_: seen.append(model.name))
-        return client
-
-    monkeypatch.setattr(S3Storage, "client", counting_client)
+    aws_hooks("before-call.s3", lambda model, **_: seen.append(model.name))
     return seen
 
 
