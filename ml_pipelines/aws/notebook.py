@@ -1,19 +1,23 @@
 """Notebook steps on SageMaker Processing (DEV, BETA, PROD), through plain boto3.
 
-Per run (`<run key>` = the Dagster run id, `-retry<N>` for a retry; `plan/storage_layout.py`):
+Inputs (`plan/storage_layout.py`):
 
-- the notebook, the parameter file, `lib/` and `ml_pipelines_parameters.json` (the plan's
-  resolved parameters: COMMON + env section + rendered templates_dict) are uploaded to
-  `<input_uri>/runs/<run key>/` with `S3Storage` (unchanged files are not uploaded again);
-- a Processing job downloads that folder to `/opt/ml/processing/input` and runs
-  `python3 /opt/ml/code/papermill_entrypoint.py --notebook <stem> --env <ENV> --kernel <kernel>
-  --parameters ml_pipelines_parameters.json` (containers/README.md) on the image
-  `<ecr_repository_uri>:<plan.image.content_hash>` (the tag the container-image step pushes;
-  the plan carries no image URI); the parameters go in a file because SageMaker limits each
-  container argument and environment value to 256 characters;
+- the notebook, the parameter file and `lib/` are uploaded to the step's `<input_uri>` with
+  `S3Storage` (the reference layout; a file whose content is already at its key is not
+  uploaded again, so an unchanged rerun uploads nothing);
+- the run's resolved parameters (COMMON + the env section + rendered templates_dict, and
+  `ENV`) go to `<notebook>/parameters/<sha256 of the JSON>.json`, beside `input/`: content-
+  addressed, so a rerun of the same partition finds its file there; SageMaker limits each
+  container argument and environment value to 256 characters, hence a file;
+- the job downloads `<input_uri>` to `/opt/ml/processing/input` and the parameter file to
+  `/opt/ml/processing/parameters/`, and runs `python3 /opt/ml/code/papermill_entrypoint.py
+  --notebook <stem> --env <ENV> --kernel <kernel> --parameters <that file>` (containers/README.md)
+  on the image `<ecr_repository_uri>:<plan.image.content_hash>` (the tag the container-image
+  step pushes);
 - `/opt/ml/processing/output` is uploaded at the end of the job to `<output_uri>/runs/<run key>/`
-  (the executed notebook and the files written to `output_dir`); a completed job's files are
-  then copied to `<output_uri>/` (the published copy), a failed job's stay in its run folder.
+  (`<run key>` = the Dagster run id, `-retry<N>` for a retry): the executed notebook and the
+  files written to `output_dir`; a completed job's files are then copied to `<output_uri>/`
+  (the published copy), a failed job's stay in its run folder.
 
 The job name is derived from pipeline, step, partition, run id and retry number (`job_name`),
 so a run worker that restarts finds its job: one still running is attached to (its logs
@@ -46,12 +50,13 @@ from ml_pipelines.plan.model import NotebookPlan
 from ml_pipelines.plan.storage_layout import run_key, run_uri
 from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
-__all__ = ["LOG_GROUP", "PARAMETERS_FILE", "SageMakerNotebookBackend", "job_name"]
+__all__ = ["LOG_GROUP", "PARAMETERS_FOLDER", "SageMakerNotebookBackend", "job_name"]
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-PARAMETERS_FILE = "ml_pipelines_parameters.json"
+PARAMETERS_FOLDER = "parameters"
 ENTRYPOINT = ["python3", "/opt/ml/code/papermill_entrypoint.py"]
 INPUT_DIR = "/opt/ml/processing/input"
+PARAMETERS_DIR = "/opt/ml/processing/parameters"
 OUTPUT_DIR = "/opt/ml/processing/output"
 MAX_NAME = 63
 _LAST_LINES = 20
@@ -139,8 +144,9 @@ class SageMakerNotebookBackend(NotebookBackend):
         return f"{self.ecr_repository_uri.rstrip('/')}:{plan.image.content_hash}"
 
     # -- staging -------------------------------------------------------------------------------
-    def _stage(self, plan: NotebookPlan, input_uri: str) -> list[str]:
-        storage = self.storage
+    def _stage(self, plan: NotebookPlan) -> list[str]:
+        """Upload the notebook, parameter file and lib/ to the step's input folder."""
+        storage, input_uri = self.storage, plan.input_uri
         uris = [storage.put_file(str(plan.notebook), _join(input_uri, plan.notebook.name))]
         if plan.parameter_file is not None:
             uris.append(storage.put_file(str(plan.parameter_file), _join(input_uri, plan.parameter_file.name)))
@@ -149,14 +155,21 @@ class SageMakerNotebookBackend(NotebookBackend):
                 rel = src.relative_to(plan.lib_dir)
                 if "__pycache__" not in rel.parts:
                     uris.append(storage.put_file(str(src), _join(input_uri, f"lib/{rel.as_posix()}")))
-        with tempfile.TemporaryDirectory() as tmp:
-            params = Path(tmp) / PARAMETERS_FILE
-            params.write_text(json.dumps({**plan.parameters, "ENV": plan.run.env}, sort_keys=True, default=str))
-            uris.append(storage.put_file(str(params), _join(input_uri, PARAMETERS_FILE)))
         return uris
 
-    def request(self, plan: NotebookPlan, name: str, input_uri: str, output_uri: str) -> dict[str, Any]:
+    def _stage_parameters(self, plan: NotebookPlan) -> str:
+        """Upload the run's parameters as `<notebook>/parameters/<sha256>.json`; return its URI."""
+        text = json.dumps({**plan.parameters, "ENV": plan.run.env}, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+        uri = _join(plan.input_uri.rstrip("/").rsplit("/", 1)[0], f"{PARAMETERS_FOLDER}/{digest}.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / f"{digest}.json"
+            local.write_text(text)
+            return self.storage.put_file(str(local), uri)
+
+    def request(self, plan: NotebookPlan, name: str, parameters_uri: str, output_uri: str) -> dict[str, Any]:
         """The CreateProcessingJob request of a run."""
+        parameters_name = parameters_uri.rsplit("/", 1)[1]
         return {
             "ProcessingJobName": name,
             "RoleArn": self.role_arn,
@@ -171,7 +184,7 @@ class SageMakerNotebookBackend(NotebookBackend):
                     "--kernel",
                     plan.image.kernel,
                     "--parameters",
-                    PARAMETERS_FILE,
+                    f"{PARAMETERS_DIR}/{parameters_name}",
                 ],
             },
             "ProcessingResources": {
@@ -185,13 +198,23 @@ class SageMakerNotebookBackend(NotebookBackend):
                 {
                     "InputName": "input",
                     "S3Input": {
-                        "S3Uri": input_uri,
+                        "S3Uri": plan.input_uri,
                         "LocalPath": INPUT_DIR,
                         "S3DataType": "S3Prefix",
                         "S3InputMode": "File",
                         "S3DataDistributionType": "FullyReplicated",
                     },
-                }
+                },
+                {  # one object: its key is the whole prefix
+                    "InputName": "parameters",
+                    "S3Input": {
+                        "S3Uri": parameters_uri,
+                        "LocalPath": PARAMETERS_DIR,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                    },
+                },
             ],
             "ProcessingOutputConfig": {
                 "Outputs": [
@@ -271,7 +294,7 @@ class SageMakerNotebookBackend(NotebookBackend):
                 raise StepPreconditionFailed(f"Notebook step {plan.run.step_name}: file not found: {path}")
         retry = getattr(context, "retry_number", 0) or 0
         key = run_key(context.run_id, retry)
-        input_uri, run_output_uri = run_uri(plan.input_uri, key), run_uri(plan.output_uri, key)
+        run_output_uri = run_uri(plan.output_uri, key)
         name = job_name(plan, context.run_id, retry)
         sm, logs_client = self._client("sagemaker"), self._client("logs")
         region = sm.meta.region_name
@@ -279,9 +302,10 @@ class SageMakerNotebookBackend(NotebookBackend):
 
         job = self._describe(sm, name)
         if job is None:
-            staged = self._stage(plan, input_uri)
-            context.log.info(f"Staged {len(staged)} file(s) in {input_uri}")
-            self._create(sm, self.request(plan, name, input_uri, run_output_uri))
+            staged = self._stage(plan)
+            parameters_uri = self._stage_parameters(plan)
+            context.log.info(f"Inputs in {plan.input_uri} ({len(staged)} file(s)); parameters in {parameters_uri}")
+            self._create(sm, self.request(plan, name, parameters_uri, run_output_uri))
             context.log.info(f"Started processing job {name} on {self.image_uri(plan)}: {console}")
         elif job["ProcessingJobStatus"] in _RUNNING:
             context.log.info(f"Processing job {name} is already {job['ProcessingJobStatus']}: attaching to it")

@@ -8,11 +8,14 @@
   `input/common_py_files/`.
 
 Each run keeps its own files below a step's prefixes, in `runs/<run key>/` (`run_uri`): the
-run key is Dagster's run id, with `-retry<N>` for a step's retry N. A notebook run stages its
-inputs in `input/runs/<run key>/` (notebook, parameter file, `lib/`) and writes its executed
-notebook to `output/runs/<run key>/<notebook stem>.ipynb`; a successful run then publishes
-the notebook and the files it wrote to `output/` (each replaced atomically), a failed one
-leaves them in its run folder. `ml-pipelines plan` shows the step's prefixes.
+run key is Dagster's run id, with `-retry<N>` for a step's retry N. A notebook run writes its
+executed notebook to `output/runs/<run key>/<notebook stem>.ipynb`; a successful run then
+publishes the notebook and the files it wrote to `output/` (each replaced atomically), a
+failed one leaves them in its run folder. Inputs (notebook, parameter file, `lib/`): on S3 they
+are staged at `input/` itself (an object write is atomic and an unchanged file is skipped), the
+run's resolved parameters at `parameters/<sha256>.json` beside it; LOCAL copies them into
+`input/runs/<run key>/`, as a local folder can be read half-copied. `ml-pipelines plan` shows
+the step's prefixes.
 
 `<env>` is the lower-case environment name. The bucket is the step's
 `BucketIOConfig.<ENV>.model_bucket`; LOCAL uses its LOCAL entry, else the DEV entry, else

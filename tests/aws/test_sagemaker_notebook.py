@@ -11,6 +11,7 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -18,7 +19,7 @@ from dagster import DagsterExecutionInterruptedError, build_asset_context
 from moto.backends import get_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from ml_pipelines.aws.notebook import LOG_GROUP, PARAMETERS_FILE, SageMakerNotebookBackend, job_name
+from ml_pipelines.aws.notebook import LOG_GROUP, SageMakerNotebookBackend, job_name
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.plan.model import ContainerImagePlan, NotebookPlan, RunIdentity, TimeWindow
@@ -122,30 +123,36 @@ def test_create_request_and_staging(s3, calls):
 
     name = job_name(plan, "EPHEMERAL", 0)
     (request,) = calls.named("CreateProcessingJob")
-    run_input = BASE + "input/runs/EPHEMERAL/"
     run_output = BASE + "output/runs/EPHEMERAL/"
     assert request["ProcessingJobName"] == name
     assert request["RoleArn"] == ROLE
     app = request["AppSpecification"]
     assert app["ImageUri"] == f"{REPO}:abc123def456"
     assert app["ContainerEntrypoint"] == ["python3", "/opt/ml/code/papermill_entrypoint.py"]
+    parameters_key = next(k for k in object_keys(s3) if "/DailyForecast/parameters/" in k)
+    parameters_name = parameters_key.rsplit("/", 1)[1]
     assert app["ContainerArguments"] == [
-        "--notebook", "DailyForecast", "--env", "DEV", "--kernel", "python3", "--parameters", PARAMETERS_FILE,
+        "--notebook", "DailyForecast", "--env", "DEV", "--kernel", "python3",
+        "--parameters", f"/opt/ml/processing/parameters/{parameters_name}",
     ]  # fmt: skip
     assert request["ProcessingResources"]["ClusterConfig"] == {
         "InstanceCount": 2,
         "InstanceType": "ml.m5.xlarge",
         "VolumeSizeInGB": 30,
     }
-    (inp,) = request["ProcessingInputs"]
-    assert inp["S3Input"]["S3Uri"] == run_input and inp["S3Input"]["LocalPath"] == "/opt/ml/processing/input"
+    inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+    assert inputs["input"]["S3Uri"] == BASE + "input/" and inputs["input"]["LocalPath"] == "/opt/ml/processing/input"
+    assert inputs["parameters"]["S3Uri"] == f"s3://{BUCKET}/{parameters_key}"
+    assert inputs["parameters"]["LocalPath"] == "/opt/ml/processing/parameters"
     (out,) = request["ProcessingOutputConfig"]["Outputs"]
     assert out["S3Output"]["S3Uri"] == run_output and out["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
 
-    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
-    prefix = "sagemaker-models-dev/Forecast/DailyForecast/input/runs/EPHEMERAL/"
-    assert keys == sorted(prefix + k for k in ("DailyForecast.ipynb", "test.json", "lib/helpers.py", PARAMETERS_FILE))
-    params = json.loads(s3.get_object(Bucket=BUCKET, Key=prefix + PARAMETERS_FILE)["Body"].read())
+    prefix = "sagemaker-models-dev/Forecast/DailyForecast/"
+    assert object_keys(s3) == sorted(
+        [prefix + "input/" + k for k in ("DailyForecast.ipynb", "test.json", "lib/helpers.py")] + [parameters_key]
+    )
+    assert parameters_key.startswith(prefix + "parameters/") and parameters_name.endswith(".json")
+    params = json.loads(s3.get_object(Bucket=BUCKET, Key=parameters_key)["Body"].read())
     assert params == {"horizon_days": 7, "dt": "2024-02-01", "ENV": "DEV"}
 
     md = outcome.metadata
@@ -153,6 +160,10 @@ def test_create_request_and_staging(s3, calls):
     assert name in md["console_url"].url and "us-east-1" in md["console_url"].url
     assert md["output_uri"] == BASE + "output/" and md["run_output_uri"] == run_output
     assert md["duration_s"] >= 0 and md["instance_hours"] >= 0
+
+
+def object_keys(s3) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []))
 
 
 def test_job_name_is_deterministic_and_short():
@@ -174,10 +185,9 @@ def test_job_name_is_deterministic_and_short():
 
 
 def test_unchanged_files_are_not_uploaded_again(s3, calls):
-    """A worker that died after staging but before CreateProcessingJob: the next attempt of the
-    same run stages again and uploads nothing."""
+    """A worker that died after staging but before CreateProcessingJob, then a new run of the
+    same partition: neither uploads anything again."""
     plan = make_plan()
-    context = build_asset_context()
     attempts = []
 
     def die_once(**_):
@@ -187,11 +197,16 @@ def test_unchanged_files_are_not_uploaded_again(s3, calls):
 
     calls.hooks["before-call.sagemaker.CreateProcessingJob"] = [die_once]
     with pytest.raises(RuntimeError, match="worker died"):
-        backend().run(context, plan)
+        backend().run(build_asset_context(), plan)
     first = uploads(calls)
-    assert len(first) == 4 and all("/input/runs/EPHEMERAL/" in key for key in first)
+    assert len(first) == 4
     calls.clear()
-    backend().run(context, plan)
+    backend().run(build_asset_context(), plan)
+    assert uploads(calls) == []
+    assert len(calls.named("CreateProcessingJob")) == 1
+    calls.clear()
+    another_run = SimpleNamespace(run_id="0f1e2d3c-another-run", retry_number=0, log=build_asset_context().log)
+    backend().run(another_run, plan)  # another Dagster run: another job, the same inputs
     assert uploads(calls) == []
     assert len(calls.named("CreateProcessingJob")) == 1
 
@@ -285,7 +300,7 @@ def test_attaches_to_a_running_job_and_does_not_restart_a_completed_one(s3, call
     name = job_name(plan, "EPHEMERAL", 0)
     sm = boto3.client("sagemaker")
     sm.create_processing_job(
-        **backend().request(plan, name, BASE + "input/runs/EPHEMERAL/", BASE + "output/runs/EPHEMERAL/")
+        **backend().request(plan, name, BASE + "parameters/0123abcd.json", BASE + "output/runs/EPHEMERAL/")
     )
     sagemaker_job(name).processing_job_status = "InProgress"
     polls = []
@@ -340,8 +355,9 @@ def test_plan_from_the_fixture_project_runs(s3, calls):
     assert isinstance(plan, NotebookPlan)
     backend().run(build_asset_context(), plan)
     (request,) = calls.named("CreateProcessingJob")
-    assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == plan.input_uri + "runs/EPHEMERAL/"
+    assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == plan.input_uri
     assert request["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
     assert request["AppSpecification"]["ImageUri"] == f"{REPO}:{plan.image.content_hash}"
-    staged = s3.get_object(Bucket=BUCKET, Key=split_s3_uri(plan.input_uri + "runs/EPHEMERAL/" + PARAMETERS_FILE)[1])
+    parameters_uri = request["ProcessingInputs"][1]["S3Input"]["S3Uri"]
+    staged = s3.get_object(Bucket=BUCKET, Key=split_s3_uri(parameters_uri)[1])
     assert json.loads(staged["Body"].read())["dt"] == "2024-02-01"
