@@ -4,7 +4,8 @@ A run:
 1. uploads (incrementally, through `S3Storage`) the script to `<input>/<script>.py`, `lib/`'s
    files to `<lib>/`, each top-level package folder of `lib/` also as a zip `<lib>/<name>.zip`
    (Glue puts only files on the path, not folders), the py files to `<lib>/` and the jars to
-   `<jar>/`: the layout LOCAL mirrors and `ml-pipelines plan` prints;
+   `<jar>/`; a `script_loc: common` script's to `input/common_lib/`, `input/common_py_files/`
+   and `input/common_jars/`: the layout LOCAL mirrors and `ml-pipelines plan` prints;
 2. attaches to a run of the job that is still STARTING/RUNNING/WAITING with the same run
    arguments (a run worker that restarted), else makes the job definition current and starts a
    run. The definition: script location, `--extra-py-files` (lib/'s .py and .zip files and the
@@ -14,7 +15,9 @@ A run:
    `update_job` (HTTP 500/501, as moto) gets `delete_job` + `create_job` instead (which, on
    real Glue, would drop the job's run history: real Glue implements update_job);
 3. polls `get_job_run` with backoff (`poll_initial_s` doubling to `poll_max_s`) until the run
-   ends; a run that does not succeed fails the step with Glue's `ErrorMessage`. An interrupted
+   ends, forwarding the run's CloudWatch lines (`/aws-glue/jobs/output` and `/error`, streams
+   named after the run id) to the Dagster log; a run that does not succeed fails the step with
+   Glue's `ErrorMessage` and the last error lines. An interrupted
    step (the Dagster run terminated) stops the Glue run before re-raising.
 
 Run arguments are the plan's arguments as `--key value` (Glue passes `--JOB_NAME` itself; the
@@ -34,12 +37,16 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from pydantic import Field
 
 from ml_pipelines.aws import clients
+from ml_pipelines.aws.logs import LogFollower
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.plan.model import GluePlan
 from ml_pipelines.steps import GlueBackend, StepFailed, StepOutcome, StepPreconditionFailed
 
 __all__ = ["AwsGlueBackend", "job_definition", "requirements_modules", "run_arguments"]
 
+# Glue writes a run's driver output and errors to streams named after the run id.
+OUTPUT_LOG_GROUP = "/aws-glue/jobs/output"
+ERROR_LOG_GROUP = "/aws-glue/jobs/error"
 ACTIVE_STATES = ("STARTING", "RUNNING", "WAITING", "STOPPING")
 _ATTACHABLE = ("STARTING", "RUNNING", "WAITING")
 _NOT_IMPLEMENTED_STATUS = (500, 501)
@@ -76,14 +83,15 @@ def job_definition(
     role_arn: str,
     glue_version: str,
     extra_py_files: list[str],
+    extra_jars: list[str],
     max_concurrent_runs: int,
 ) -> dict[str, Any]:
     """The Glue job (CreateJob's fields but Name) the plan needs."""
     arguments = {"--job-language": "python", "--TempDir": plan.temp_uri}
     if extra_py_files:
         arguments["--extra-py-files"] = ",".join(extra_py_files)
-    if plan.jars:
-        arguments["--extra-jars"] = ",".join(_join(plan.jar_uri, jar.name) for jar in plan.jars)
+    if extra_jars:
+        arguments["--extra-jars"] = ",".join(extra_jars)
     if modules := requirements_modules(plan.requirements_file):
         arguments["--additional-python-modules"] = modules
     return {
@@ -149,29 +157,33 @@ class AwsGlueBackend(GlueBackend):
     def client(self) -> Any:
         return clients.client("glue", self.region_name, self.endpoint_url)
 
-    def _upload(self, plan: GluePlan, scratch: Path) -> tuple[list[str], list[str]]:
-        """Upload the job's files; return (URIs written or already current, --extra-py-files)."""
-        storage = self.storage
+    def _upload(self, plan: GluePlan, scratch: Path) -> tuple[list[str], list[str], list[str]]:
+        """Upload the job's files; return (URIs written or already current, --extra-py-files, --extra-jars).
+        A model script's lib/ and py files go to `lib/`, its jars to `jar/`; a common script's
+        to `input/common_lib/`, `input/common_py_files/` and `input/common_jars/`."""
+        storage, common = self.storage, plan.common_input_uris
+        lib_uri = common.get("common_lib", plan.lib_uri)
+        py_files_uri = common.get("common_py_files", plan.lib_uri)
+        jar_uri = common.get("common_jars", plan.jar_uri)
         uploaded = [storage.put_file(str(plan.script), _join(plan.input_uri, plan.script.name))]
         extra_py_files = []
         if plan.lib_dir is not None and plan.lib_dir.is_dir():
-            lib_files = storage.put_tree(str(plan.lib_dir), plan.lib_uri)
+            lib_files = storage.put_tree(str(plan.lib_dir), lib_uri)
             uploaded += lib_files
-            top = plan.lib_uri.rstrip("/") + "/"
+            top = lib_uri.rstrip("/") + "/"
             extra_py_files += [u for u in lib_files if "/" not in u[len(top) :] and u.endswith((".py", ".zip"))]
             for folder in sorted(p for p in plan.lib_dir.iterdir() if p.is_dir() and any(p.rglob("*.py"))):
                 archive = scratch / f"{folder.name}.zip"
                 _zip_folder(folder, archive)
-                uri = storage.put_file(str(archive), _join(plan.lib_uri, archive.name))
+                uri = storage.put_file(str(archive), _join(lib_uri, archive.name))
                 uploaded.append(uri)
                 extra_py_files.append(uri)
         for py_file in plan.py_files:
-            uri = storage.put_file(str(py_file), _join(plan.lib_uri, py_file.name))
+            uri = storage.put_file(str(py_file), _join(py_files_uri, py_file.name))
             uploaded.append(uri)
             extra_py_files.append(uri)
-        for jar in plan.jars:
-            uploaded.append(storage.put_file(str(jar), _join(plan.jar_uri, jar.name)))
-        return uploaded, extra_py_files
+        jars = [storage.put_file(str(jar), _join(jar_uri, jar.name)) for jar in plan.jars]
+        return uploaded + jars, extra_py_files, jars
 
     def _ensure_job(self, client: Any, context: Any, name: str, wanted: dict[str, Any]) -> str:
         """Create or update the job to `wanted`; return created, updated, replaced or unchanged."""
@@ -221,11 +233,13 @@ class AwsGlueBackend(GlueBackend):
             raise _glue_error(exc, f"list the runs of Glue job {name}") from exc
         return None
 
-    def _wait(self, client: Any, context: Any, name: str, run_id: str) -> dict[str, Any]:
-        """Poll the run until it leaves the active states; return its JobRun."""
+    def _wait(self, client: Any, context: Any, name: str, run_id: str, logs: list[LogFollower]) -> dict[str, Any]:
+        """Poll the run until it leaves the active states, forwarding its log lines; return its JobRun."""
         delay = self.poll_initial_s
         state = None
         while True:
+            for follower in logs:
+                follower.poll()
             try:
                 run = client.get_job_run(JobName=name, RunId=run_id)["JobRun"]
             except (ClientError, BotoCoreError) as exc:
@@ -234,6 +248,8 @@ class AwsGlueBackend(GlueBackend):
                 state = run["JobRunState"]
                 context.log.info(f"Glue job {name} run {run_id}: {state}")
             if state not in ACTIVE_STATES:
+                for follower in logs:  # lines written between the last poll and the end
+                    follower.poll()
                 return run
             time.sleep(delay)
             delay = min(delay * 2, self.poll_max_s)
@@ -263,7 +279,7 @@ class AwsGlueBackend(GlueBackend):
         if plan.requirements_file is not None and not plan.requirements_file.is_file():
             raise StepPreconditionFailed(f"Glue job {name}: requirements file not found: {plan.requirements_file}")
         with tempfile.TemporaryDirectory(prefix="ml-pipelines-glue-") as scratch:
-            uploaded, extra_py_files = self._upload(plan, Path(scratch))
+            uploaded, extra_py_files, extra_jars = self._upload(plan, Path(scratch))
         try:
             client = self.client()
         except BotoCoreError as exc:
@@ -279,6 +295,7 @@ class AwsGlueBackend(GlueBackend):
                 role_arn=self.role_arn,
                 glue_version=self.glue_version,
                 extra_py_files=extra_py_files,
+                extra_jars=extra_jars,
                 max_concurrent_runs=self.max_concurrent_runs,
             )
             definition = self._ensure_job(client, context, name, wanted)
@@ -288,8 +305,11 @@ class AwsGlueBackend(GlueBackend):
                 raise _glue_error(exc, f"start Glue job {name}") from exc
             context.log.info(f"Started Glue job {name} run {run_id}")
         url = self.console_url(client, name, run_id)
+        logs_client = clients.client("logs", self.region_name, self.endpoint_url)
+        output = LogFollower(logs_client, OUTPUT_LOG_GROUP, run_id, name, context.log.info)
+        errors = LogFollower(logs_client, ERROR_LOG_GROUP, run_id, name, context.log.warning)
         try:
-            run = self._wait(client, context, name, run_id)
+            run = self._wait(client, context, name, run_id, [output, errors])
         except StepFailed:
             raise
         except BaseException:  # the Dagster run was terminated: stop the Glue run too
@@ -297,9 +317,11 @@ class AwsGlueBackend(GlueBackend):
             raise
         duration = round(time.monotonic() - start, 3)
         if run["JobRunState"] != "SUCCEEDED":
+            tail = "\n".join(errors.last or output.last)
             raise StepFailed(
                 f"Glue job {name} run {run_id} ended {run['JobRunState']} after {duration}s: "
                 f"{run.get('ErrorMessage') or 'Glue gave no error message'}\n{url}"
+                + (f"\nLast log lines:\n{tail}" if tail else "")
             )
         return StepOutcome(
             metadata={

@@ -34,7 +34,6 @@ import json
 import re
 import tempfile
 import time
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from dagster import DagsterExecutionInterruptedError, MetadataValue
 from pydantic import Field
 
 from ml_pipelines.aws import clients
+from ml_pipelines.aws.logs import LogFollower
 from ml_pipelines.aws.storage import S3Storage
 from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.plan.model import NotebookPlan
@@ -59,7 +59,6 @@ INPUT_DIR = "/opt/ml/processing/input"
 PARAMETERS_DIR = "/opt/ml/processing/parameters"
 OUTPUT_DIR = "/opt/ml/processing/output"
 MAX_NAME = 63
-_LAST_LINES = 20
 _RUNNING = ("InProgress", "Stopping")
 
 
@@ -79,44 +78,6 @@ def job_name(plan: NotebookPlan, run_id: str, retry_number: int = 0) -> str:
 
 def _join(prefix: str, rel: str) -> str:
     return f"{prefix.rstrip('/')}/{rel}"
-
-
-class _LogFollower:
-    """Forwards a job's CloudWatch log lines to `emit`, each once; keeps the last lines."""
-
-    def __init__(self, client: Any, job: str, emit: Any) -> None:
-        self._client, self._job, self._emit = client, job, emit
-        self._start = 0
-        self._seen: set[str] = set()  # event ids at the latest timestamp read
-        self.last: deque[str] = deque(maxlen=_LAST_LINES)
-
-    def poll(self) -> None:
-        kwargs: dict[str, Any] = {
-            "logGroupName": LOG_GROUP,
-            "logStreamNamePrefix": f"{self._job}/",
-            "startTime": self._start,
-        }
-        try:
-            while True:
-                page = self._client.filter_log_events(**kwargs)
-                for event in sorted(page.get("events", []), key=lambda e: (e["timestamp"], e.get("eventId", ""))):
-                    event_id = event.get("eventId") or f"{event['logStreamName']}:{event['timestamp']}"
-                    if event_id in self._seen:
-                        continue
-                    if event["timestamp"] > self._start:
-                        self._start, self._seen = event["timestamp"], set()
-                    self._seen.add(event_id)
-                    line = event["message"].rstrip()
-                    self.last.append(line)
-                    self._emit(f"[{self._job}] {line}")
-                if not page.get("nextToken"):
-                    return
-                kwargs["nextToken"] = page["nextToken"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":  # no logs yet
-                self._emit(f"[{self._job}] could not read CloudWatch logs: {exc}")
-        except BotoCoreError as exc:
-            self._emit(f"[{self._job}] could not read CloudWatch logs: {exc}")
 
 
 class SageMakerNotebookBackend(NotebookBackend):
@@ -258,7 +219,7 @@ class SageMakerNotebookBackend(NotebookBackend):
                 cls = StepPreconditionFailed
             raise cls(f"create processing job {name}: {code}: {message}") from exc
 
-    def _wait(self, sm: Any, name: str, logs: _LogFollower) -> dict[str, Any]:
+    def _wait(self, sm: Any, name: str, logs: LogFollower) -> dict[str, Any]:
         delay = self.poll_initial_s
         while True:
             job = self._describe(sm, name)
@@ -312,7 +273,7 @@ class SageMakerNotebookBackend(NotebookBackend):
         else:
             context.log.info(f"Processing job {name} already ended ({job['ProcessingJobStatus']}): not started again")
 
-        logs = _LogFollower(logs_client, name, context.log.info)
+        logs = LogFollower(logs_client, LOG_GROUP, f"{name}/", name, context.log.info)
         try:
             job = self._wait(sm, name, logs)
         except (KeyboardInterrupt, DagsterExecutionInterruptedError):

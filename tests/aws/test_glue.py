@@ -3,6 +3,7 @@ reruns, definition changes, run arguments, a failed run's message, attach to a r
 
 import io
 import json
+import time
 import urllib.request
 import zipfile
 from collections import Counter
@@ -271,3 +272,79 @@ def test_missing_region_is_a_precondition(
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(StepPreconditionFailed, match="no AWS region set"):
         run_step(backend(), make_plan(tmp_path))
+
+
+def test_common_script_files_go_to_the_common_input_folders(calls: dict[str, Any], tmp_path: Path) -> None:
+    base = f"s3://{BUCKET}/glue-models-dev/common/movies_job/"
+    common = {
+        name: f"{base}input/{name}/" for name in ("common_lib", "common_jars", "pub_dependencies", "common_py_files")
+    }
+    plan = make_plan(
+        tmp_path, base_uri=base, input_uri=base + "input/", lib_uri=base + "lib/", jar_uri=base + "jar/",
+        temp_uri=base + "temp/", common_input_uris=common,
+    )  # fmt: skip
+    run_step(backend(), plan)
+
+    keys = sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"])
+    prefix = "glue-models-dev/common/movies_job/input/"
+    assert keys == [
+        prefix + name
+        for name in (
+            "common_jars/extra.jar",
+            "common_lib/dedupe.zip",
+            "common_lib/dedupe/__init__.py",
+            "common_lib/movie_utils.py",
+            "common_py_files/helpers.py",
+            "movies_job.py",
+        )
+    ]
+    (create,) = calls["params"]["CreateJob"]
+    arguments = create["DefaultArguments"]
+    assert arguments["--extra-jars"] == f"{prefix_uri(prefix)}common_jars/extra.jar"
+    assert arguments["--extra-py-files"].split(",") == [
+        f"{prefix_uri(prefix)}common_lib/movie_utils.py",
+        f"{prefix_uri(prefix)}common_lib/dedupe.zip",
+        f"{prefix_uri(prefix)}common_py_files/helpers.py",
+    ]
+
+
+def prefix_uri(key: str) -> str:
+    return f"s3://{BUCKET}/{key}"
+
+
+def test_log_lines_reach_the_dagster_log_and_a_failure(
+    calls: dict[str, Any], aws_hooks: Any, manual_runs: None, tmp_path: Path
+) -> None:
+    """Glue writes the driver's lines to /aws-glue/jobs/output and /error, streams named after the run."""
+    plan = make_plan(tmp_path)
+    logs = boto3.client("logs")
+    for group in ("/aws-glue/jobs/output", "/aws-glue/jobs/error"):
+        logs.create_log_group(logGroupName=group)
+    polls: list[int] = []
+
+    def write_then_fail(**kwargs: Any) -> None:
+        run = moto_job(plan.job_name).job_runs[-1]
+        polls.append(1)
+        now = int(time.time() * 1000)
+        if len(polls) == 1:
+            run.status = "RUNNING"
+            logs.create_log_stream(logGroupName="/aws-glue/jobs/output", logStreamName=run.job_run_id)
+            logs.create_log_stream(logGroupName="/aws-glue/jobs/error", logStreamName=run.job_run_id)
+            events = [{"timestamp": now, "message": "reading s3://ml-dev-bucket/in/"}]
+            logs.put_log_events(logGroupName="/aws-glue/jobs/output", logStreamName=run.job_run_id, logEvents=events)
+        elif len(polls) == 2:
+            events = [{"timestamp": now, "message": "Traceback: AnalysisException: Path does not exist"}]
+            logs.put_log_events(logGroupName="/aws-glue/jobs/error", logStreamName=run.job_run_id, logEvents=events)
+            run.status = "FAILED"
+
+    aws_hooks("before-call.glue.GetJobRun", write_then_fail)
+    lines: list[str] = []
+    with build_asset_context() as context:
+        context.log.info = lines.append  # type: ignore[method-assign]
+        context.log.warning = lines.append  # type: ignore[method-assign]
+        with pytest.raises(StepFailed) as failure:
+            AwsGlueBackend(storage=S3Storage(), role_arn=ROLE, poll_initial_s=0.01, poll_max_s=0.02).run(context, plan)
+
+    assert f"[{plan.job_name}] reading s3://ml-dev-bucket/in/" in lines
+    assert f"[{plan.job_name}] Traceback: AnalysisException: Path does not exist" in lines
+    assert "Last log lines:\nTraceback: AnalysisException: Path does not exist" in str(failure.value)
