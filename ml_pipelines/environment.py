@@ -8,6 +8,7 @@ Each entry point (the code location in `definitions.py`, the CLI, tests) builds 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -95,34 +96,64 @@ def build_executor(settings: Settings, code_location_module: str) -> ExecutorDef
     )
 
 
-def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any]:
-    """Step backends for the environment, keyed as `steps.registry.RESOURCE_KEYS`."""
-    if settings.env != "LOCAL":
-        raise ValueError(
-            f"ML_PIPELINES_ENV={settings.env}: the AWS backends (SageMaker, Glue, CodeBuild/ECR, S3, "
-            "Snowflake) are not part of this version yet; run with ML_PIPELINES_ENV=LOCAL"
-        )
+def build_resources(settings: Settings, stages: dict[str, str], kinds: Collection[str] = ()) -> dict[str, Any]:
+    """Step backends for the environment, keyed as `steps.registry.RESOURCE_KEYS`. `kinds`: the
+    step kinds the project's pipelines use (they decide which AWS settings are required)."""
+    from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, LocalPythonScripts
+
+    home = str(settings.home)
+    pipes = CapturingPipesSubprocessClient()
+    # Python scripts run in the run worker's process tree in every environment.
+    python_scripts = LocalPythonScripts(home=home, pipes=pipes)
+    if settings.env == "LOCAL":
+        return _checked({"pipes": pipes, "python_scripts": python_scripts, **_local_backends(settings, stages, pipes)})
+    return _checked({"pipes": pipes, "python_scripts": python_scripts, **_aws_backends(settings, kinds)})
+
+
+def _local_backends(settings: Settings, stages: dict[str, str], pipes: Any) -> dict[str, Any]:
     from ml_pipelines.local.glue import LocalGlue
     from ml_pipelines.local.images import LocalContainerImages
     from ml_pipelines.local.notebook import LocalNotebooks
-    from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, LocalPythonScripts
     from ml_pipelines.local.storage import LocalStorage
     from ml_pipelines.local.warehouse import LocalWarehouse
 
     home = str(settings.home)
     storage = LocalStorage(root=str(settings.storage_root))
-    pipes = CapturingPipesSubprocessClient()
-    return _checked(
-        {
-            "storage": storage,
-            "pipes": pipes,
-            "container_images": LocalContainerImages(home=home),
-            "notebooks": LocalNotebooks(home=home, storage=storage),
-            "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
-            "python_scripts": LocalPythonScripts(home=home, pipes=pipes),
-            "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
-        }
-    )
+    return {
+        "storage": storage,
+        "container_images": LocalContainerImages(home=home),
+        "notebooks": LocalNotebooks(home=home, storage=storage),
+        "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
+        "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
+    }
+
+
+def _aws_backends(settings: Settings, kinds: Collection[str]) -> dict[str, Any]:
+    """DEV, BETA, PROD: S3, CodeBuild/ECR, SageMaker Processing, Glue, Snowflake. Settings come
+    from environment variables (aws/settings.py); missing ones fail the load, listed together."""
+    from ml_pipelines.aws.glue import AwsGlueBackend
+    from ml_pipelines.aws.images import CodeBuildImageBackend
+    from ml_pipelines.aws.notebook import SageMakerNotebookBackend
+    from ml_pipelines.aws.settings import aws_settings_from_env
+    from ml_pipelines.aws.snowflake_sql import SnowflakeSqlBackend
+    from ml_pipelines.aws.storage import S3Storage
+
+    aws = aws_settings_from_env(settings.env, kinds)
+    storage = S3Storage()
+    return {
+        "storage": storage,
+        "container_images": CodeBuildImageBackend(
+            storage=storage,
+            ecr_repository=aws.ecr_repository,
+            codebuild_project=aws.codebuild_project,
+            context_bucket=aws.build_context_bucket,
+        ),
+        "notebooks": SageMakerNotebookBackend(
+            storage=storage, role_arn=aws.sagemaker_role_arn, ecr_repository=aws.ecr_repository
+        ),
+        "glue": AwsGlueBackend(storage=storage, role_arn=aws.glue_role_arn, glue_version=aws.glue_version),
+        "warehouse": SnowflakeSqlBackend(),
+    }
 
 
 def _checked(resources: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     # A broken variables.yml is a config error of the load (its own broken-config asset).
     variables = load_env_variables(project.paths, settings.env, session)
     stages = {} if isinstance(variables, VariablesError) else variables.stages
-    defs = build_definitions(project, settings, build_resources(settings, stages), build_executor(settings, module))
+    kinds = {step.kind.value for pipeline in project.pipelines for step in pipeline.config.tasks}
+    resources = build_resources(settings, stages, kinds)
+    defs = build_definitions(project, settings, resources, build_executor(settings, module))
     session.save()
     return defs

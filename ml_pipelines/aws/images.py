@@ -96,7 +96,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
     """Builds the step's image with CodeBuild into ECR, or reuses the tag already there."""
 
     storage: S3Storage
-    ecr_repository: str = Field(default="", description="ECR repository name (ML_PIPELINES_ECR_REPOSITORY).")
+    ecr_repository: str = Field(default="", description="ECR repository name or URI (ML_PIPELINES_ECR_REPOSITORY).")
     codebuild_project: str = Field(default="", description="CodeBuild project (ML_PIPELINES_CODEBUILD_PROJECT).")
     context_bucket: str = Field(default="", description="Bucket the zipped build context is uploaded to.")
     context_prefix: str = Field(default="codebuild-context", description="Key prefix of the build contexts.")
@@ -107,6 +107,13 @@ class CodeBuildImageBackend(ContainerImageBackend):
 
     def client(self, service: str) -> Any:
         return clients.client(service, self.region_name, self.endpoint_url)
+
+    @property
+    def repository_name(self) -> str:
+        """The repository's name, also when the setting is its URI (`<registry host>/<name>`)."""
+        repository = self.ecr_repository.strip().rstrip("/")
+        host, _, name = repository.partition("/")
+        return name if name and "." in host else repository
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -181,7 +188,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
 
     def _repository_uri(self, ecr: Any) -> str:
         try:
-            found = ecr.describe_repositories(repositoryNames=[self.ecr_repository])["repositories"]
+            found = ecr.describe_repositories(repositoryNames=[self.repository_name])["repositories"]
         except ClientError as exc:
             if _error_code(exc) == "RepositoryNotFoundException":
                 raise StepPreconditionFailed(
@@ -195,7 +202,7 @@ class CodeBuildImageBackend(ContainerImageBackend):
 
     def _image_digest(self, ecr: Any, tag: str) -> str | None:
         try:
-            details = ecr.describe_images(repositoryName=self.ecr_repository, imageIds=[{"imageTag": tag}])
+            details = ecr.describe_images(repositoryName=self.repository_name, imageIds=[{"imageTag": tag}])
         except ClientError as exc:
             if _error_code(exc) == "ImageNotFoundException":
                 return None

@@ -12,7 +12,7 @@ Inputs (`plan/storage_layout.py`):
 - the job downloads `<input_uri>` to `/opt/ml/processing/input` and the parameter file to
   `/opt/ml/processing/parameters/`, and runs `python3 /opt/ml/code/papermill_entrypoint.py
   --notebook <stem> --env <ENV> --kernel <kernel> --parameters <that file>` (containers/README.md)
-  on the image `<ecr_repository_uri>:<plan.image.content_hash>` (the tag the container-image
+  on the image `<ECR repository URI>:<plan.image.content_hash>` (the tag the container-image
   step pushes);
 - `/opt/ml/processing/output` is uploaded at the end of the job to `<output_uri>/runs/<run key>/`
   (`<run key>` = the Dagster run id, `-retry<N>` for a retry): the executed notebook and the
@@ -59,6 +59,7 @@ INPUT_DIR = "/opt/ml/processing/input"
 PARAMETERS_DIR = "/opt/ml/processing/parameters"
 OUTPUT_DIR = "/opt/ml/processing/output"
 MAX_NAME = 63
+_REPOSITORY_URIS: dict[tuple[str | None, str | None, str], str] = {}  # ECR's answer, per process
 _RUNNING = ("InProgress", "Stopping")
 
 
@@ -84,9 +85,10 @@ class SageMakerNotebookBackend(NotebookBackend):
     """Runs a notebook step as a SageMaker Processing job on the step's image."""
 
     role_arn: str = Field(description="IAM role the Processing job runs as (ML_PIPELINES_SAGEMAKER_ROLE_ARN).")
-    ecr_repository_uri: str = Field(
-        description="ECR repository of the notebook images, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/"
-        "ml-pipelines; the image is <this>:<the container-image step's content hash>."
+    ecr_repository: str = Field(
+        description="ECR repository of the notebook images (ML_PIPELINES_ECR_REPOSITORY): its URI, e.g. "
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml-pipelines, or its name (the URI is then looked up "
+        "in ECR); the image is <URI>:<the container-image step's content hash>."
     )
     storage: S3Storage = Field(description="Where inputs are staged and outputs published (the `storage` resource).")
     region_name: str | None = Field(default=None, description="AWS region; None uses boto3's chain.")
@@ -102,7 +104,25 @@ class SageMakerNotebookBackend(NotebookBackend):
         return clients.client(service, self.region_name, self.endpoint_url)
 
     def image_uri(self, plan: NotebookPlan) -> str:
-        return f"{self.ecr_repository_uri.rstrip('/')}:{plan.image.content_hash}"
+        return f"{self.repository_uri()}:{plan.image.content_hash}"
+
+    def repository_uri(self) -> str:
+        """`ecr_repository` when it is a URI (`<registry host>/<name>`), else ECR's URI of that name."""
+        repository = self.ecr_repository.strip().rstrip("/")
+        if "/" in repository and "." in repository.split("/", 1)[0]:
+            return repository
+        key = (self.region_name, self.endpoint_url, repository)
+        if key not in _REPOSITORY_URIS:
+            try:
+                found = self._client("ecr").describe_repositories(repositoryNames=[repository])["repositories"]
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                raise StepPreconditionFailed(
+                    f"ECR repository {repository!r} (ML_PIPELINES_ECR_REPOSITORY): {error.get('Code')}: "
+                    f"{error.get('Message')}"
+                ) from exc
+            _REPOSITORY_URIS[key] = found[0]["repositoryUri"]
+        return _REPOSITORY_URIS[key]
 
     # -- staging -------------------------------------------------------------------------------
     def _stage(self, plan: NotebookPlan) -> list[str]:

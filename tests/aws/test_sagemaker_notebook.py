@@ -108,7 +108,7 @@ def calls(monkeypatch: pytest.MonkeyPatch):
 
 def backend(**kw) -> SageMakerNotebookBackend:
     return SageMakerNotebookBackend(
-        role_arn=ROLE, ecr_repository_uri=REPO, storage=S3Storage(), poll_initial_s=0.01, poll_max_s=0.05, **kw
+        role_arn=ROLE, ecr_repository=REPO, storage=S3Storage(), poll_initial_s=0.01, poll_max_s=0.05, **kw
     )
 
 
