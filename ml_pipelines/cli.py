@@ -3,9 +3,10 @@
     ml-pipelines [--project-dir DIR] [--env LOCAL|DEV|BETA|PROD] validate
     ml-pipelines list
     ml-pipelines plan PIPELINE_ID [--date YYYY-MM-DD]
+    ml-pipelines --env DEV doctor
 
 The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir.
-`validate` checks every environment unless --env names one; `list` and `plan` use --env,
+`validate` checks every environment unless --env names one; `list`, `plan` and `doctor` use --env,
 else $ML_PIPELINES_ENV, else LOCAL. The rest of the settings (e.g. LOCAL's storage root
 under $ML_PIPELINES_HOME) are a run's own (`environment.settings_from_env`), so `plan`
 prints what a run uses. The global options may also be given after the command.
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_globals(plan, suppress=True)
     plan.add_argument("pipeline_id", metavar="PIPELINE_ID")
     plan.add_argument("--date", metavar="YYYY-MM-DD", help="logical date (default: today, UTC)")
+    doctor = sub.add_parser(
+        "doctor", help="check the settings, AWS resources and Snowflake a run needs; exit 1 if any fails"
+    )
+    _add_globals(doctor, suppress=True)
     return parser
 
 
@@ -193,7 +198,26 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"validate": cmd_validate, "list": cmd_list, "plan": cmd_plan}
+def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = _settings(args)
+    if settings.env == "LOCAL":
+        print("LOCAL runs on this machine and needs no AWS settings; run doctor with --env DEV, BETA or PROD", file=out)
+        return EXIT_OK
+    from ml_pipelines.aws.doctor import run_checks
+
+    project = _load(settings)
+    failed = 0
+    for check in run_checks(project, settings.env):
+        failed += not check.ok
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}", file=out, flush=True)
+    if project.errors:
+        print(f"({_plural(len(project.errors), 'config error')}: run `ml-pipelines validate`)", file=out)
+    summary = f"{_plural(failed, 'check')} failed" if failed else "every check passed"
+    print(f"doctor {settings.env}: {summary}", file=out)
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+COMMANDS = {"validate": cmd_validate, "list": cmd_list, "plan": cmd_plan, "doctor": cmd_doctor}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

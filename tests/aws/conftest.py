@@ -4,8 +4,10 @@ server as `AWS_ENDPOINT_URL` and an empty state."""
 from __future__ import annotations
 
 import logging
+import sys
 import urllib.request
 
+import fakesnow
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -51,3 +53,39 @@ def aws_hooks(aws_env):
     yield register
     for event, handler in registered:
         events.unregister(event, handler)
+
+
+# fakesnow rejects ALTER SESSION; a real Snowflake accepts the QUERY_TAG the backend sets.
+QUERY_TAG_NOP = r"^\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*"
+
+
+# Taken before anything imports the submodule `fakesnow.server`, which replaces the package's
+# `server` function by that module.
+_start_fakesnow = fakesnow.server
+
+
+@pytest.fixture(scope="session")
+def snowflake_server():
+    """A fakesnow server on 127.0.0.1 for the session (one in-memory database shared by its
+    connections) that treats `ALTER SESSION SET QUERY_TAG` as a no-op."""
+    with _start_fakesnow() as server:
+        sys.modules["fakesnow.server"].shared_fs.nop_regexes = [QUERY_TAG_NOP]
+        yield server
+
+
+@pytest.fixture
+def snowflake_env(snowflake_server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """SNOWFLAKE_* as a deployment sets them, pointing at the fakesnow server."""
+    values = {
+        "SNOWFLAKE_ACCOUNT": snowflake_server["account"],
+        "SNOWFLAKE_USER": snowflake_server["user"],
+        "SNOWFLAKE_PASSWORD": snowflake_server["password"],
+        "SNOWFLAKE_HOST": snowflake_server["host"],
+        "SNOWFLAKE_PORT": str(snowflake_server["port"]),
+        "SNOWFLAKE_PROTOCOL": snowflake_server["protocol"],
+    }
+    for name in ("SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_ROLE", "SNOWFLAKE_DATABASE", "SNOWFLAKE_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values

@@ -2,12 +2,10 @@
 Snowflake connector, the backend called from a materialized asset."""
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fakesnow
 import pytest
 import snowflake.connector
 from dagster import AssetExecutionContext, ExecuteInProcessResult, MaterializeResult, asset, materialize
@@ -23,10 +21,9 @@ WINDOW = TimeWindow(start=datetime(2024, 1, 1, tzinfo=UTC), end=datetime(2024, 1
 QUERY_TAG_PREFIX = "ALTER SESSION SET QUERY_TAG = "
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[dict[str, Any]]:
-    with fakesnow.server() as kw:
-        yield kw
+@pytest.fixture
+def server(snowflake_server: dict[str, Any]) -> dict[str, Any]:
+    return snowflake_server
 
 
 @pytest.fixture()
