@@ -9,7 +9,7 @@ thread-safe: creating clients is serialised; a session inherited across fork is 
 
 Retries: botocore's "standard" mode retries throttling (`ThrottlingException`,
 `TooManyRequestsException`, `SlowDown`, ...), 5xx and connection errors with exponential
-backoff and jitter, up to `MAX_ATTEMPTS` tries per call.
+backoff and jitter, up to `MAX_ATTEMPTS` tries per call (the first included).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from botocore.config import Config
 __all__ = ["MAX_ATTEMPTS", "client", "session"]
 
 MAX_ATTEMPTS = 8
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS})
 
 _lock = threading.Lock()
 _sessions: dict[int, boto3.session.Session] = {}
