@@ -9,6 +9,8 @@ import urllib.request
 import pytest
 from moto.server import ThreadedMotoServer
 
+from .fake_aws import codebuild_pushes_images, sagemaker_runs_containers
+
 
 @pytest.fixture(scope="session")
 def moto_server():
@@ -33,3 +35,17 @@ def aws_env(moto_server, monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10)
     return moto_server
+
+
+@pytest.fixture
+def fake_sagemaker(aws_env):
+    """Processing jobs run their container (tests/aws/fake_aws.py); options can be set on it."""
+    with sagemaker_runs_containers(aws_env) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_codebuild(aws_env):
+    """CodeBuild builds push IMAGE_REPO:IMAGE_TAG to moto's ECR (tests/aws/fake_aws.py)."""
+    with codebuild_pushes_images() as fake:
+        yield fake
