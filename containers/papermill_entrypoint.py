@@ -127,7 +127,10 @@ def main(argv: list[str]) -> int:
             kernel_name=args.kernel,
             cwd=str(input_dir),
             progress_bar=False,
-            log_output=True,
+            # cell output to the container's stdout/stderr (the job's CloudWatch log); log_output
+            # would go to papermill's logger, which nothing here configures
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
         )
     except PapermillExecutionError as err:
         message = f"{name} failed in cell In [{err.exec_count}]: {err.ename}: {err.evalue}"

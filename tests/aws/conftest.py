@@ -11,6 +11,8 @@ import fakesnow
 import pytest
 from moto.server import ThreadedMotoServer
 
+from .fake_aws import codebuild_pushes_images, sagemaker_runs_containers
+
 
 @pytest.fixture(scope="session")
 def moto_server():
@@ -89,3 +91,17 @@ def snowflake_env(snowflake_server, monkeypatch: pytest.MonkeyPatch) -> dict[str
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
+
+
+@pytest.fixture
+def fake_sagemaker(aws_env):
+    """Processing jobs run their container (tests/aws/fake_aws.py); options can be set on it."""
+    with sagemaker_runs_containers(aws_env) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_codebuild(aws_env):
+    """CodeBuild builds push IMAGE_REPO:IMAGE_TAG to moto's ECR (tests/aws/fake_aws.py)."""
+    with codebuild_pushes_images() as fake:
+        yield fake
