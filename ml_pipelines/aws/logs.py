@@ -31,6 +31,9 @@ class LogFollower:
             while True:
                 page = self._client.filter_log_events(**kwargs)
                 for event in sorted(page.get("events", []), key=lambda e: (e["timestamp"], e.get("eventId", ""))):
+                    # checked here too: not every endpoint applies logStreamNamePrefix (moto does not)
+                    if not event.get("logStreamName", self._prefix).startswith(self._prefix):
+                        continue
                     event_id = event.get("eventId") or f"{event['logStreamName']}:{event['timestamp']}"
                     if event_id in self._seen:
                         continue

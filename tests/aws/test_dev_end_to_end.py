@@ -1,0 +1,215 @@
+"""The example pipeline max_ds_ContentForecastDaily materialized in DEV, as the README says to:
+`dagster asset materialize` on the real code location with ML_PIPELINES_ENV=DEV, against the
+moto server (S3, ECR, CodeBuild, SageMaker, CloudWatch Logs) and a fakesnow server.
+
+What stands in for AWS (tests/aws/fake_aws.py): CodeBuild "builds" by putting the tag in ECR;
+SageMaker runs each Processing job's container entrypoint with papermill and a real kernel
+on its S3 inputs, reading the features from S3 with pyarrow. fakesnow cannot read s3:// stages
+(DuckDB's httpfs cannot be downloaded here), so its COPY INTO fetches the staged files from
+moto first. Then the same partition again: nothing built, nothing uploaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import snowflake.connector
+from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+
+REPO = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+PIPELINE = "max_ds_ContentForecastDaily"
+PARTITION = "2024-01-05"
+BUCKET = "datascience-ml-pipelines-dev"
+BUILD_BUCKET = "ml-pipelines-build-dev"
+FEATURES = "viewership/features/daily_title_features"
+STEPS = ("ecr_container_creation", "sagemaker_notebook_job_processing_script",
+         "sagemaker_notebook_job_processing_script_v2", "write_to_snowflake")  # fmt: skip
+TITLES = ("T001", "T002", "T003")
+
+
+@pytest.fixture
+def copy_reads_s3_from_moto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """fakesnow's COPY INTO, for an s3:// URL, reads the object fetched from moto to a local file."""
+    import fakesnow.copy_into as copy_into
+
+    original = copy_into._source_urls
+    fetched = Path(tempfile.mkdtemp(prefix="stage-", dir=tmp_path))
+
+    def source_urls(source: str, files: list[str]) -> list[str]:
+        urls = []
+        for url in original(source, files):
+            if url.startswith("s3://"):
+                bucket, _, key = url.removeprefix("s3://").partition("/")
+                local = fetched / bucket / key
+                local.parent.mkdir(parents=True, exist_ok=True)
+                boto3.client("s3").download_file(bucket, key, str(local))
+                url = local.as_uri()
+            urls.append(url)
+        return urls
+
+    monkeypatch.setattr(copy_into, "_source_urls", source_urls)
+
+
+@pytest.fixture
+def dev(aws_env, snowflake_env, snowflake_server, fake_sagemaker, fake_codebuild, copy_reads_s3_from_moto, tmp_path):
+    """DEV as an administrator set it up once, features written by the upstream pipeline, and the
+    environment of the Dagster processes."""
+    s3 = boto3.client("s3")
+    for bucket in (BUCKET, BUILD_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("ecr").create_repository(repositoryName="ml-pipelines")
+    boto3.client("codebuild").create_project(
+        name="ml-pipelines-images",
+        source={"type": "S3", "location": f"{BUILD_BUCKET}/empty.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True},
+        serviceRole="arn:aws:iam::123456789012:role/codebuild",
+    )  # fmt: skip
+    for day in range(1, 6):
+        table = pa.table({
+            "title_id": list(TITLES), "views": [10.0 * day, 20.0, 5.0],
+            "total_minutes": [100.0, 50.0, 7.5], "avg_minutes": [10.0, 2.5, 1.5],
+        })  # fmt: skip
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        s3.put_object(Bucket=BUCKET, Key=f"{FEATURES}/dt=2024-01-0{day}/part-0.parquet", Body=sink.getvalue())
+    with snowflake.connector.connect(**snowflake_server) as conn:
+        cursor = conn.cursor()
+        cursor.execute("CREATE DATABASE IF NOT EXISTS DATASCIENCE")
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS DATASCIENCE.FORECASTS")
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS DATASCIENCE.STAGING")  # CI_STAGING of DEV, variables.yml
+        cursor.execute(f"CREATE OR REPLACE STAGE DATASCIENCE.STAGING.CI_STAGING_DEV URL = 's3://{BUCKET}/'")
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "ML_PIPELINES_ENV": "DEV",
+        "ML_PIPELINES_PROJECT_DIR": str(REPO),
+        "ML_PIPELINES_HOME": str(tmp_path / "home"),
+        "ML_PIPELINES_STRICT": "1",
+        "ML_PIPELINES_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/sagemaker",
+        "ML_PIPELINES_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/glue",
+        "ML_PIPELINES_ECR_REPOSITORY": "ml-pipelines",
+        "ML_PIPELINES_CODEBUILD_PROJECT": "ml-pipelines-images",
+        "ML_PIPELINES_BUILD_CONTEXT_BUCKET": BUILD_BUCKET,
+    }
+    return {"env": env, "home": dagster_home, "sagemaker": fake_sagemaker, "codebuild": fake_codebuild}
+
+
+def materialize(env: dict[str, str]) -> None:
+    """Run the pipeline's steps for PARTITION; a failing step (which would wait out the config's
+    5-minute retry delay) fails the test with the step's error."""
+    selection = " or ".join(f'key:"{PIPELINE}/{step}"' for step in STEPS)
+    command = [DAGSTER, "asset", "materialize", "-m", "ml_pipelines.definitions", "--select", selection,
+               "--partition", PARTITION]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(240, proc.kill)
+    watchdog.start()
+    lines: list[str] = []
+    failures: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip())
+        if "STEP_UP_FOR_RETRY" in line or "STEP_FAILURE" in line:
+            failures = lines[-40:]
+            proc.kill()
+    proc.wait()
+    watchdog.cancel()
+    output = "\n".join(failures or lines[-60:])
+    assert proc.returncode == 0 and not failures, output
+
+
+def materializations(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for record in instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION)):
+        if record.run_id == run_id:
+            mat = record.asset_materialization
+            found[mat.asset_key.path[-1]] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    return found
+
+
+def input_versions(s3: Any) -> dict[str, Any]:
+    """Key -> LastModified of every staged input (a re-upload changes it)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="sagemaker-models-dev/")
+    return {o["Key"]: o["LastModified"] for p in pages for o in p.get("Contents", []) if "/output/" not in o["Key"]}
+
+
+def test_example_pipeline_runs_in_dev_and_an_unchanged_rerun_builds_and_uploads_nothing(dev, snowflake_server):
+    materialize(dev["env"])
+
+    with DagsterInstance.from_config(str(dev["home"])) as instance:
+        (run,) = instance.get_runs()
+        done = materializations(instance, run.run_id)
+        logs = [e.user_message for e in instance.all_logs(run.run_id) if e.user_message]
+    assert set(done) == set(STEPS)
+
+    # the image: built once by CodeBuild, pushed to ECR with the content hash as tag
+    image = done["ecr_container_creation"]
+    (build,) = dev["codebuild"].builds
+    assert image["reused"] is False and image["build_id"] == build.id
+    tags = [i["imageTag"] for i in boto3.client("ecr").list_images(repositoryName="ml-pipelines")["imageIds"]]
+    assert tags == [image["content_hash"]]
+
+    # the notebooks: two Processing jobs on that image, in flight at the same time
+    sagemaker = dev["sagemaker"]
+    assert len(sagemaker.runs) == 2 and sagemaker.max_in_flight == 2
+    for step, stem in (("sagemaker_notebook_job_processing_script", "ContentForecast_V1"),
+                       ("sagemaker_notebook_job_processing_script_v2", "ContentForecast_V2")):  # fmt: skip
+        meta = done[step]
+        assert meta["image_uri"].endswith(f"/ml-pipelines:{image['content_hash']}")
+        assert meta["output_files"] == [
+            f"s3://{BUCKET}/sagemaker-models-dev/Content_Forecast/{stem}/output/{name}"
+            for name in (f"{stem}.ipynb", f"forecast_{PARTITION}.csv")
+        ]
+        assert any(line.startswith(f"[{meta['job_name']}] ") for line in logs)  # CloudWatch lines forwarded
+
+    # the SQL step loaded V1's forecast into Snowflake, with the query tag naming the run
+    body = (
+        boto3.client("s3")
+        .get_object(
+            Bucket=BUCKET,
+            Key=f"sagemaker-models-dev/Content_Forecast/ContentForecast_V1/output/forecast_{PARTITION}.csv",
+        )["Body"]
+        .read()
+        .decode()
+    )
+    expected = sorted((r["TITLE_ID"], float(r["PREDICTED_VIEWS"])) for r in csv.DictReader(io.StringIO(body)))
+    assert [t for t, _ in expected] == list(TITLES)
+    with snowflake.connector.connect(**snowflake_server, database="DATASCIENCE", schema="FORECASTS") as conn:
+        rows = (
+            conn.cursor()
+            .execute(
+                f"SELECT TITLE_ID, PREDICTED_VIEWS FROM CONTENT_FORECAST_DAILY WHERE DT = '{PARTITION}' ORDER BY 1"
+            )
+            .fetchall()
+        )
+    assert [(t, float(v)) for t, v in rows] == expected
+    sql = done["write_to_snowflake"]
+    assert f'"dagster_run_id":"{run.run_id}"' in sql["query_tag"] and sql["schema"] == "FORECASTS"
+
+    # the same partition again: the image is reused, no input is uploaded again
+    s3 = boto3.client("s3")
+    staged = input_versions(s3)
+    materialize(dev["env"])
+    with DagsterInstance.from_config(str(dev["home"])) as instance:
+        again = materializations(instance, instance.get_runs(limit=1)[0].run_id)
+    assert again["ecr_container_creation"]["reused"] is True and len(dev["codebuild"].builds) == 1
+    assert input_versions(s3) == staged
+    assert len(sagemaker.runs) == 4  # a new Dagster run is a new job of each notebook
