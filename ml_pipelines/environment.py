@@ -102,6 +102,7 @@ def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any
             f"ML_PIPELINES_ENV={settings.env}: the AWS backends (SageMaker, Glue, CodeBuild/ECR, S3, "
             "Snowflake) are not part of this version yet; run with ML_PIPELINES_ENV=LOCAL"
         )
+    from ml_pipelines.alerts.notifier import build_notifier
     from ml_pipelines.local.glue import LocalGlue
     from ml_pipelines.local.images import LocalContainerImages
     from ml_pipelines.local.notebook import LocalNotebooks
@@ -121,6 +122,8 @@ def build_resources(settings: Settings, stages: dict[str, str]) -> dict[str, Any
             "glue": LocalGlue(home=home, storage=storage, pipes=pipes),
             "python_scripts": LocalPythonScripts(home=home, pipes=pipes),
             "warehouse": LocalWarehouse(home=home, storage=storage, stages=dict(stages)),
+            # alerts: Slack, e-mail, else the log (ml_pipelines/alerts/notifier.py)
+            "notifier": build_notifier(settings),
         }
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from ml_pipelines.alerts.sensors import alert_definitions
 from ml_pipelines.config.checks import load_env_variables
 from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.load_store_codec import CODECS
@@ -34,5 +35,6 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     variables = load_env_variables(project.paths, settings.env, session)
     stages = {} if isinstance(variables, VariablesError) else variables.stages
     defs = build_definitions(project, settings, build_resources(settings, stages), build_executor(settings, module))
+    defs = Definitions.merge(defs, alert_definitions(project, settings))  # one alert sensor (ml_pipelines/alerts)
     session.save()
     return defs
