@@ -377,7 +377,7 @@ def evaluate_alerts(
         events += [(record.storage_id, event_type, record) for record in records]
     events.sort(key=lambda e: e[0])
     run_ids = list({record.event_log_entry.run_id for _, _, record in events})
-    runs = {r.dagster_run.run_id: r.dagster_run for r in instance.get_run_records(RunsFilter(run_ids=run_ids))}
+    runs = _runs_by_id(instance, run_ids)
     finished: set[str] = set()
     for storage_id, event_type, record in events:
         if out.out_of_time:
@@ -411,12 +411,18 @@ def evaluate_alerts(
     return cursor.to_json(), out.summary()
 
 
+def _runs_by_id(instance: DagsterInstance, run_ids: list[str]) -> dict[str, DagsterRun]:
+    if not run_ids:  # Dagster refuses an empty id list
+        return {}
+    return {r.dagster_run.run_id: r.dagster_run for r in instance.get_run_records(RunsFilter(run_ids=run_ids))}
+
+
 def _forget_gone_runs(instance: DagsterInstance, cursor: AlertCursor, seen: set[str]) -> None:
     """Drop the cursor's runs that were deleted; a finished run stays until its run-status
     event is handled (which pops it). At most MAX_TRACKED_RUNS are kept."""
     unseen = [run_id for run_id in cursor.runs if run_id not in seen]
     if unseen:
-        existing = {r.dagster_run.run_id for r in instance.get_run_records(RunsFilter(run_ids=unseen))}
+        existing = _runs_by_id(instance, unseen)
         for run_id in unseen:
             if run_id not in existing:
                 del cursor.runs[run_id]
