@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ml_pipelines.alerts")
 
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
+DEFAULT_INTERVAL_SECONDS = 30  # a retry or a finished run is alerted within about this long
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SMTP_SECURITY_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 DEFAULT_SMTP_SECURITY = "starttls"
@@ -230,6 +231,7 @@ class AlertSettings:
     slack: SlackSettings | None = None  # None: Slack alerts go to the log
     smtp: SmtpSettings | None = None  # None: e-mail alerts go to the log
     ui_url: str = DEFAULT_UI_URL
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS  # the alert sensor's minimum interval between ticks
 
 
 def _get(environ: Mapping[str, str], name: str) -> str:
@@ -264,7 +266,8 @@ def _smtp_settings(environ: Mapping[str, str]) -> SmtpSettings | None:
 
 
 def alert_settings_from_env(environ: Mapping[str, str] | None = None) -> AlertSettings:
-    """The alert settings from ML_PIPELINES_SLACK_*, ML_PIPELINES_SMTP_* and ML_PIPELINES_UI_URL;
+    """The alert settings from ML_PIPELINES_SLACK_*, ML_PIPELINES_SMTP_*, ML_PIPELINES_UI_URL and
+    ML_PIPELINES_ALERT_INTERVAL_SECONDS;
     ValueError naming the variable when one is malformed."""
     environ = os.environ if environ is None else environ
     token = _get(environ, "ML_PIPELINES_SLACK_TOKEN")
@@ -274,7 +277,11 @@ def alert_settings_from_env(environ: Mapping[str, str] | None = None) -> AlertSe
     ui_url = _get(environ, "ML_PIPELINES_UI_URL") or DEFAULT_UI_URL
     if not ui_url.startswith(("http://", "https://")):
         raise ValueError(f"ML_PIPELINES_UI_URL={ui_url!r} must be an http(s) URL")
+    interval = _get(environ, "ML_PIPELINES_ALERT_INTERVAL_SECONDS")
+    if interval and not (interval.isdigit() and int(interval) >= 1):
+        raise ValueError(f"ML_PIPELINES_ALERT_INTERVAL_SECONDS={interval!r} must be a whole number of at least 1")
     return AlertSettings(
+        interval_seconds=int(interval) if interval else DEFAULT_INTERVAL_SECONDS,
         # slack_sdk appends the method name to the base URL as is
         slack=SlackSettings(token, api_url if api_url.endswith("/") else api_url + "/") if token else None,
         smtp=_smtp_settings(environ),

@@ -55,7 +55,7 @@ from dagster._core.storage.tags import (
 )
 
 from ml_pipelines.alerts.messages import Alert, AlertKind, StepError, first_lines
-from ml_pipelines.alerts.notifier import Notifier, Route, alert_settings_from_env
+from ml_pipelines.alerts.notifier import DEFAULT_INTERVAL_SECONDS, Notifier, Route, alert_settings_from_env
 from ml_pipelines.factory.assets import PIPELINE_TAG, step_key
 from ml_pipelines.steps.registry import spec_of
 
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
     from ml_pipelines.environment import Settings
 
 ALERT_SENSOR_NAME = "ml_pipelines_alerts"
-MINIMUM_INTERVAL_SECONDS = 30  # a retry or a finished run is alerted within about this long
 STATUS_FETCH_LIMIT = 200  # run-status events of each type read per tick; the rest next tick
 TICK_BUDGET_SECONDS = 30.0  # a tick sends no more alerts after this long (Dagster stops a tick at 60 s)
 MAX_TRACKED_RUNS = 1_000  # runs in progress remembered in the cursor
@@ -431,10 +430,10 @@ def _forget_gone_runs(instance: DagsterInstance, cursor: AlertCursor, seen: set[
         cursor.runs = dict(keep)
 
 
-def alert_sensor(index: AlertIndex) -> SensorDefinition:
+def alert_sensor(index: AlertIndex, interval_seconds: int = DEFAULT_INTERVAL_SECONDS) -> SensorDefinition:
     @sensor(
         name=ALERT_SENSOR_NAME,
-        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         required_resource_keys={"notifier"},
         description=(
@@ -461,5 +460,6 @@ def alert_sensor(index: AlertIndex) -> SensorDefinition:
 def alert_definitions(project: Project, settings: Settings, environ: Any = None) -> Definitions:
     """The alert sensor of `project` in `settings.env` (merged into the code location by
     `location.py`; the `notifier` resource comes from `environment.build_resources`)."""
-    ui_url = alert_settings_from_env(environ).ui_url
-    return Definitions(sensors=[alert_sensor(AlertIndex.from_project(project, settings.env, ui_url))])
+    alert_settings = alert_settings_from_env(environ)
+    index = AlertIndex.from_project(project, settings.env, alert_settings.ui_url)
+    return Definitions(sensors=[alert_sensor(index, alert_settings.interval_seconds)])
