@@ -55,7 +55,13 @@ from dagster._core.storage.tags import (
 )
 
 from ml_pipelines.alerts.messages import Alert, AlertKind, StepError, first_lines
-from ml_pipelines.alerts.notifier import DEFAULT_INTERVAL_SECONDS, Notifier, Route, alert_settings_from_env
+from ml_pipelines.alerts.notifier import (
+    DEFAULT_INTERVAL_SECONDS,
+    Delivery,
+    Notifier,
+    Route,
+    alert_settings_from_env,
+)
 from ml_pipelines.factory.assets import PIPELINE_TAG, step_key
 from ml_pipelines.steps.registry import spec_of
 
@@ -210,6 +216,12 @@ def _ours(run: DagsterRun | None, location: str | None) -> bool:
     return location is None or run_location is None or run_location == location
 
 
+def _delivery_text(delivery: Delivery) -> str:
+    if delivery.channel == "log":
+        return f"printed in this log instead of {delivery.target}"
+    return f"{delivery.channel} {delivery.target}: {'sent' if delivery.delivered else 'NOT DELIVERED'}"
+
+
 class _Outbox:
     """Sends alerts through the notifier, logs each, and counts them for the tick's summary."""
 
@@ -237,7 +249,7 @@ class _Outbox:
             return
         self.sent += 1
         self.undelivered += sum(1 for d in deliveries if not d.delivered)
-        where = ", ".join(f"{d.channel} {d.target}: {'sent' if d.delivered else 'NOT DELIVERED'}" for d in deliveries)
+        where = ", ".join(_delivery_text(d) for d in deliveries)
         self.log.info("%s | run %s | %s", alert.headline, alert.run_url, where)
 
     def summary(self) -> str:
