@@ -99,15 +99,20 @@ def build_executor(settings: Settings, code_location_module: str) -> ExecutorDef
 def build_resources(settings: Settings, stages: dict[str, str], kinds: Collection[str] = ()) -> dict[str, Any]:
     """Step backends for the environment, keyed as `steps.registry.RESOURCE_KEYS`. `kinds`: the
     step kinds the project's pipelines use (they decide which AWS settings are required)."""
+    from ml_pipelines.alerts.notifier import build_notifier
     from ml_pipelines.local.python_script import CapturingPipesSubprocessClient, LocalPythonScripts
 
-    home = str(settings.home)
     pipes = CapturingPipesSubprocessClient()
-    # Python scripts run in the run worker's process tree in every environment.
-    python_scripts = LocalPythonScripts(home=home, pipes=pipes)
+    shared = {
+        "pipes": pipes,
+        # Python scripts run in the run worker's process tree in every environment.
+        "python_scripts": LocalPythonScripts(home=str(settings.home), pipes=pipes),
+        # Slack and e-mail where their settings are present, else the log (alerts/notifier.py).
+        "notifier": build_notifier(settings),
+    }
     if settings.env == "LOCAL":
-        return _checked({"pipes": pipes, "python_scripts": python_scripts, **_local_backends(settings, stages, pipes)})
-    return _checked({"pipes": pipes, "python_scripts": python_scripts, **_aws_backends(settings, kinds)})
+        return _checked({**shared, **_local_backends(settings, stages, pipes)})
+    return _checked({**shared, **_aws_backends(settings, kinds)})
 
 
 def _local_backends(settings: Settings, stages: dict[str, str], pipes: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from ml_pipelines.alerts.sensors import alert_definitions
 from ml_pipelines.config.checks import load_env_variables
 from ml_pipelines.config.load_store import LoadStore
 from ml_pipelines.config.load_store_codec import CODECS
@@ -36,5 +37,6 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     kinds = {step.kind.value for pipeline in project.pipelines for step in pipeline.config.tasks}
     resources = build_resources(settings, stages, kinds)
     defs = build_definitions(project, settings, resources, build_executor(settings, module))
+    defs = Definitions.merge(defs, alert_definitions(project, settings))  # one alert sensor (ml_pipelines/alerts)
     session.save()
     return defs

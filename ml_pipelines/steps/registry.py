@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from dagster import PipesClient
 
+from ml_pipelines.alerts.notifier import Notifier
 from ml_pipelines.config.schema import (
     ContainerImageStep,
     ExternalWaitStep,
@@ -90,7 +91,7 @@ REGISTRY: dict[StepKind, StepKindSpec] = {
 }
 
 # Resources every environment binds: a backend per runnable kind, and shared services.
-SHARED_RESOURCES: dict[str, type] = {"storage": Storage, "pipes": PipesClient}
+SHARED_RESOURCES: dict[str, type] = {"storage": Storage, "pipes": PipesClient, "notifier": Notifier}
 RESOURCE_KEYS: dict[str, type] = {
     **SHARED_RESOURCES,
     **{spec.resource_key: spec.interface for spec in REGISTRY.values() if spec.resource_key and spec.interface},
