@@ -15,7 +15,7 @@ ML_PIPELINES_ENV ?= LOCAL
 DEV_DAGSTER_HOME := $(CURDIR)/.ml_pipelines/dagster_home
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test lint validate list reset-local
+.PHONY: help install dev test lint validate list reset-local aws-sandbox
 
 help:
 	@echo "make dev          install if needed, then dagster dev on http://$(HOST):$(PORT) (ML_PIPELINES_ENV=$(ML_PIPELINES_ENV))"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint         ruff: format check and lint (ruff format . / ruff check --fix . to repair)"
 	@echo "make validate     check every config in model_configs/"
 	@echo "make list         list the pipelines and their steps"
+	@echo "make aws-sandbox  moto + fakesnow standing in for DEV on 127.0.0.1 (then: source .ml_pipelines/aws-sandbox.env)"
 	@echo "make reset-local  delete LOCAL state (.ml_pipelines/: storage mirror, envs, warehouse, Dagster runs)"
 
 $(VPY):
@@ -58,3 +59,8 @@ list: $(STAMP)
 
 reset-local:
 	rm -rf .ml_pipelines
+
+# DEV without an AWS account: moto and fakesnow on 127.0.0.1, provisioned for the examples
+# (tests/aws/sandbox.py). Another terminal: `source .ml_pipelines/aws-sandbox.env`.
+aws-sandbox: $(STAMP)
+	$(VPY) -m tests.aws.sandbox

@@ -399,3 +399,31 @@ def codebuild_pushes_images(fail: bool = False) -> Iterator[FakeCodeBuild]:
         mock.patch.object(CodeBuildResponse, "batch_get_builds", lambda h: fake._batch_get(batch_get, h)),
     ):
         yield fake
+
+
+@contextmanager
+def fakesnow_reads_s3_from_moto() -> Iterator[None]:
+    """fakesnow's COPY INTO reads an s3:// file (a stage on a bucket) from moto, fetched to a
+    local file first: DuckDB's httpfs, which it would use, cannot be downloaded here."""
+    import fakesnow.copy_into as copy_into
+
+    original = copy_into._source_urls
+    fetched = Path(tempfile.mkdtemp(prefix="fakesnow-stage-"))
+
+    def source_urls(source: str, files: list[str]) -> list[str]:
+        urls = []
+        for url in original(source, files):
+            if url.startswith("s3://"):
+                bucket, key = _split(url)
+                local = fetched / bucket / key
+                local.parent.mkdir(parents=True, exist_ok=True)
+                boto3.client("s3").download_file(bucket, key, str(local))
+                url = local.as_uri()
+            urls.append(url)
+        return urls
+
+    try:
+        with mock.patch.object(copy_into, "_source_urls", source_urls):
+            yield
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)

@@ -2,8 +2,8 @@
 `dagster asset materialize` on the real code location with ML_PIPELINES_ENV=DEV, against the
 moto server (S3, ECR, CodeBuild, SageMaker, CloudWatch Logs) and a fakesnow server.
 
-What stands in for AWS (tests/aws/fake_aws.py): CodeBuild "builds" by putting the tag in ECR;
-SageMaker runs each Processing job's container entrypoint with papermill and a real kernel
+The setup is `make aws-sandbox`'s (tests/aws/sandbox.py). What stands in for AWS (fake_aws.py):
+CodeBuild "builds" by putting the tag in ECR; SageMaker runs each Processing job's container entrypoint with papermill and a real kernel
 on its S3 inputs, reading the features from S3 with pyarrow. fakesnow cannot read s3:// stages
 (DuckDB's httpfs cannot be downloaded here), so its COPY INTO fetches the staged files from
 moto first. Then the same partition again: nothing built, nothing uploaded.
@@ -16,101 +16,43 @@ import io
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import snowflake.connector
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+
+from tests.aws.fake_aws import fakesnow_reads_s3_from_moto
+from tests.aws.sandbox import BUCKET, SETTINGS, TITLES, provision
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 PIPELINE = "max_ds_ContentForecastDaily"
 PARTITION = "2024-01-05"
-BUCKET = "datascience-ml-pipelines-dev"
-BUILD_BUCKET = "ml-pipelines-build-dev"
-FEATURES = "viewership/features/daily_title_features"
 STEPS = ("ecr_container_creation", "sagemaker_notebook_job_processing_script",
          "sagemaker_notebook_job_processing_script_v2", "write_to_snowflake")  # fmt: skip
-TITLES = ("T001", "T002", "T003")
 
 
 @pytest.fixture
-def copy_reads_s3_from_moto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """fakesnow's COPY INTO, for an s3:// URL, reads the object fetched from moto to a local file."""
-    import fakesnow.copy_into as copy_into
-
-    original = copy_into._source_urls
-    fetched = Path(tempfile.mkdtemp(prefix="stage-", dir=tmp_path))
-
-    def source_urls(source: str, files: list[str]) -> list[str]:
-        urls = []
-        for url in original(source, files):
-            if url.startswith("s3://"):
-                bucket, _, key = url.removeprefix("s3://").partition("/")
-                local = fetched / bucket / key
-                local.parent.mkdir(parents=True, exist_ok=True)
-                boto3.client("s3").download_file(bucket, key, str(local))
-                url = local.as_uri()
-            urls.append(url)
-        return urls
-
-    monkeypatch.setattr(copy_into, "_source_urls", source_urls)
-
-
-@pytest.fixture
-def dev(aws_env, snowflake_env, snowflake_server, fake_sagemaker, fake_codebuild, copy_reads_s3_from_moto, tmp_path):
-    """DEV as an administrator set it up once, features written by the upstream pipeline, and the
-    environment of the Dagster processes."""
-    s3 = boto3.client("s3")
-    for bucket in (BUCKET, BUILD_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    boto3.client("ecr").create_repository(repositoryName="ml-pipelines")
-    boto3.client("codebuild").create_project(
-        name="ml-pipelines-images",
-        source={"type": "S3", "location": f"{BUILD_BUCKET}/empty.zip"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
-                     "computeType": "BUILD_GENERAL1_SMALL", "privilegedMode": True},
-        serviceRole="arn:aws:iam::123456789012:role/codebuild",
-    )  # fmt: skip
-    for day in range(1, 6):
-        table = pa.table({
-            "title_id": list(TITLES), "views": [10.0 * day, 20.0, 5.0],
-            "total_minutes": [100.0, 50.0, 7.5], "avg_minutes": [10.0, 2.5, 1.5],
-        })  # fmt: skip
-        sink = io.BytesIO()
-        pq.write_table(table, sink)
-        s3.put_object(Bucket=BUCKET, Key=f"{FEATURES}/dt=2024-01-0{day}/part-0.parquet", Body=sink.getvalue())
-    with snowflake.connector.connect(**snowflake_server) as conn:
-        cursor = conn.cursor()
-        cursor.execute("CREATE DATABASE IF NOT EXISTS DATASCIENCE")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS DATASCIENCE.FORECASTS")
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS DATASCIENCE.STAGING")  # CI_STAGING of DEV, variables.yml
-        cursor.execute(f"CREATE OR REPLACE STAGE DATASCIENCE.STAGING.CI_STAGING_DEV URL = 's3://{BUCKET}/'")
-
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "ML_PIPELINES_ENV": "DEV",
-        "ML_PIPELINES_PROJECT_DIR": str(REPO),
-        "ML_PIPELINES_HOME": str(tmp_path / "home"),
-        "ML_PIPELINES_STRICT": "1",
-        "ML_PIPELINES_SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/sagemaker",
-        "ML_PIPELINES_GLUE_ROLE_ARN": "arn:aws:iam::123456789012:role/glue",
-        "ML_PIPELINES_ECR_REPOSITORY": "ml-pipelines",
-        "ML_PIPELINES_CODEBUILD_PROJECT": "ml-pipelines-images",
-        "ML_PIPELINES_BUILD_CONTEXT_BUCKET": BUILD_BUCKET,
-    }
-    return {"env": env, "home": dagster_home, "sagemaker": fake_sagemaker, "codebuild": fake_codebuild}
+def dev(aws_env, snowflake_env, snowflake_server, fake_sagemaker, fake_codebuild, tmp_path):
+    """DEV as `make aws-sandbox` sets it up, and the environment of the Dagster processes."""
+    with fakesnow_reads_s3_from_moto():
+        provision(snowflake_server)
+        dagster_home = tmp_path / "dagster_home"
+        dagster_home.mkdir()
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = {
+            **os.environ,
+            **SETTINGS,
+            "DAGSTER_HOME": str(dagster_home),
+            "ML_PIPELINES_PROJECT_DIR": str(REPO),
+            "ML_PIPELINES_HOME": str(tmp_path / "home"),
+            "ML_PIPELINES_STRICT": "1",
+        }
+        yield {"env": env, "home": dagster_home, "sagemaker": fake_sagemaker, "codebuild": fake_codebuild}
 
 
 def materialize(env: dict[str, str]) -> None:
