@@ -7,11 +7,10 @@ import logging
 import sys
 import urllib.request
 
-import fakesnow
 import pytest
 from moto.server import ThreadedMotoServer
 
-from .fake_aws import codebuild_pushes_images, sagemaker_runs_containers
+from .fake_aws import START_FAKESNOW, codebuild_pushes_images, sagemaker_runs_containers
 
 
 @pytest.fixture(scope="session")
@@ -61,16 +60,11 @@ def aws_hooks(aws_env):
 QUERY_TAG_NOP = r"^\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*"
 
 
-# Taken before anything imports the submodule `fakesnow.server`, which replaces the package's
-# `server` function by that module.
-_start_fakesnow = fakesnow.server
-
-
 @pytest.fixture(scope="session")
 def snowflake_server():
     """A fakesnow server on 127.0.0.1 for the session (one in-memory database shared by its
     connections) that treats `ALTER SESSION SET QUERY_TAG` as a no-op."""
-    with _start_fakesnow() as server:
+    with START_FAKESNOW() as server:
         sys.modules["fakesnow.server"].shared_fs.nop_regexes = [QUERY_TAG_NOP]
         yield server
 

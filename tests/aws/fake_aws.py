@@ -39,6 +39,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import fakesnow
 from moto.backends import get_backend
 from moto.codebuild.responses import CodeBuildResponse
 from moto.core.responses import EmptyResult
@@ -46,6 +47,9 @@ from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.responses import SageMakerResponse
 
+# fakesnow's server starter, taken before anything imports the submodule `fakesnow.server`,
+# which replaces the package's `server` function by that module.
+START_FAKESNOW = fakesnow.server
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO_ROOT / "containers" / "papermill_entrypoint.py"
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -137,7 +141,9 @@ class FakeSageMaker:
 
     def _clients(self) -> tuple[Any, Any]:
         session = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key="testing",
+            region_name=self.region,
         )
         return (session.client(s, endpoint_url=self.endpoint_url) for s in ("s3", "logs"))
 

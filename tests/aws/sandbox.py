@@ -24,6 +24,7 @@ import shlex
 import signal
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -37,6 +38,9 @@ BUILD_BUCKET = "ml-pipelines-build-dev"
 FEATURES = "viewership/features/daily_title_features"
 TITLES = ("T001", "T002", "T003")
 FEATURE_DAYS = [f"2024-01-{day:02d}" for day in range(1, 11)]
+
+PIPELINES_KEY = "ml-pipelines"  # the access key id of the Dagster processes
+STAND_IN_KEY = "aws-stand-in"  # of the stand-ins and the jobs' containers
 
 # What the Dagster processes need, besides the endpoints (see `environment`).
 SETTINGS = {
@@ -53,7 +57,7 @@ def environment(moto_url: str, snowflake: Mapping[str, Any]) -> dict[str, str]:
     """The environment variables a DEV deployment sets, pointing at the stand-ins."""
     return {
         "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "sandbox",
+        "AWS_ACCESS_KEY_ID": PIPELINES_KEY,
         "AWS_SECRET_ACCESS_KEY": "sandbox",
         "AWS_DEFAULT_REGION": REGION,
         **SETTINGS,
@@ -106,29 +110,38 @@ def provision(snowflake_server: Mapping[str, Any]) -> None:
 
 
 @contextmanager
-def sandbox(port: int = 0, snowflake_port: int | None = None) -> Iterator[dict[str, str]]:
+def sandbox(port: int = 0, snowflake_port: int | None = None, **sagemaker: Any) -> Iterator[dict[str, str]]:
     """Start, patch and provision everything; yield the environment of the Dagster processes.
-    Sets the AWS variables in this process too (the fakes call moto through boto3)."""
+    Sets the AWS variables in this process too (the fakes call moto through boto3).
+    `sagemaker`: options of the fake SageMaker (e.g. `delay_s`, a job's extra running time)."""
     import logging
 
-    import fakesnow
     from moto.server import ThreadedMotoServer
 
-    from tests.aws.fake_aws import codebuild_pushes_images, fakesnow_reads_s3_from_moto, sagemaker_runs_containers
+    from tests.aws.fake_aws import (
+        START_FAKESNOW,
+        codebuild_pushes_images,
+        fakesnow_reads_s3_from_moto,
+        sagemaker_runs_containers,
+    )
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    start_fakesnow = fakesnow.server  # before the submodule import shadows it
     with ExitStack() as stack:
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         moto.start()
         stack.callback(moto.stop)
         host, bound = moto.get_host_and_port()
         moto_url = f"http://{host}:{bound}"
-        snowflake = stack.enter_context(start_fakesnow(port=snowflake_port))
+        # moto keeps its state per process: start from none
+        urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
+        snowflake = stack.enter_context(START_FAKESNOW(port=snowflake_port))
         sys.modules["fakesnow.server"].shared_fs.nop_regexes = [r"^\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\b.*"]
         env = environment(moto_url, snowflake)
+        # the stand-ins (and the containers they run) call moto as another principal than the
+        # Dagster processes, so a count of calls can tell them apart (bench/bench_aws.py)
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        stack.enter_context(sagemaker_runs_containers(moto_url))
+        os.environ["AWS_ACCESS_KEY_ID"] = STAND_IN_KEY
+        stack.enter_context(sagemaker_runs_containers(moto_url, **sagemaker))
         stack.enter_context(codebuild_pushes_images())
         stack.enter_context(fakesnow_reads_s3_from_moto())
         provision(snowflake)
