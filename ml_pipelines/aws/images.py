@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from dagster import DagsterExecutionInterruptedError
 from pydantic import Field
 
 from ml_pipelines.aws import clients
@@ -133,7 +134,15 @@ class CodeBuildImageBackend(ContainerImageBackend):
         build = self._start_build(codebuild, source_uri, repository_uri, tag)
         build_id = build["id"]
         context.log.info(f"CodeBuild build {build_id} started for {image_uri} from {source_uri}")
-        build = self._wait(codebuild, build, context.log.info, time.sleep)
+        try:
+            build = self._wait(codebuild, build, context.log.info, time.sleep)
+        except (KeyboardInterrupt, DagsterExecutionInterruptedError):  # the run was terminated
+            context.log.warning(f"Step interrupted: stopping CodeBuild build {build_id}")
+            try:
+                codebuild.stop_build(id=build_id)
+            except (ClientError, BotoCoreError) as exc:
+                context.log.error(f"Could not stop CodeBuild build {build_id}: {exc}")
+            raise
         log_link = self._log_link(build)
         status = build.get("buildStatus")
         if status != "SUCCEEDED":

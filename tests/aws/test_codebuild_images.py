@@ -12,7 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from dagster import build_asset_context
+from dagster import DagsterExecutionInterruptedError, build_asset_context
 
 from ml_pipelines.aws.images import BUILDSPEC, CodeBuildImageBackend, build_context_files, write_context_zip
 from ml_pipelines.aws.storage import S3Storage
@@ -305,3 +305,21 @@ def test_runs_as_a_dagster_resource_with_nested_storage(aws, plan):
 
     assert result.success
     assert result.output_for_node("image").endswith(f"/{REPOSITORY}:{TAG}")
+
+
+def test_interrupt_stops_the_build(aws, plan, calls, monkeypatch):
+    """The Dagster run is terminated while the build runs: the build is stopped too."""
+    seen, hooks = calls
+
+    def still_running(seen, parsed):
+        parsed["builds"][0].update(buildStatus="IN_PROGRESS", currentPhase="BUILD")
+
+    def interrupt(_seconds):
+        raise DagsterExecutionInterruptedError()
+
+    hooks["BatchGetBuilds"] = still_running
+    monkeypatch.setattr("ml_pipelines.aws.images.time.sleep", interrupt)
+    with pytest.raises(DagsterExecutionInterruptedError):
+        _backend().build(build_asset_context(), plan)
+    stops = [p for name, p in seen if name == "StopBuild"]
+    assert len(stops) == 1 and stops[0]["id"].startswith(f"{PROJECT}:")

@@ -361,3 +361,15 @@ def test_plan_from_the_fixture_project_runs(s3, calls):
     parameters_uri = request["ProcessingInputs"][1]["S3Input"]["S3Uri"]
     staged = s3.get_object(Bucket=BUCKET, Key=split_s3_uri(parameters_uri)[1])
     assert json.loads(staged["Body"].read())["dt"] == "2024-02-01"
+
+
+def test_repository_given_by_name_is_looked_up_in_ecr(s3, calls):
+    """ML_PIPELINES_ECR_REPOSITORY may be the name: the image URI is ECR's URI of it."""
+    uri = boto3.client("ecr").create_repository(repositoryName="ml-pipelines")["repository"]["repositoryUri"]
+    plan = make_plan()
+    notebooks = SageMakerNotebookBackend(
+        role_arn=ROLE, ecr_repository="ml-pipelines", storage=S3Storage(), poll_initial_s=0.01, poll_max_s=0.05
+    )
+    notebooks.run(build_asset_context(), plan)
+    (request,) = calls.named("CreateProcessingJob")
+    assert request["AppSpecification"]["ImageUri"] == f"{uri}:{plan.image.content_hash}"
