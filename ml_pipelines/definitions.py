@@ -12,8 +12,12 @@ import gc
 # less often.
 gc.set_threshold(50_000, 50, 100)
 
+from ml_pipelines.dagster_home import warn_if_temporary_instance
 from ml_pipelines.environment import settings_from_env
 from ml_pipelines.location import build_code_location
+
+# `dagster asset materialize` without DAGSTER_HOME: its run would not show in the UI.
+warn_if_temporary_instance()
 
 # No collection at all while the definitions are built (the load cache is read, the
 # project loaded, the assets made): about a tenth of the build at 1,000 pipelines.

@@ -12,15 +12,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagster import AssetKey, Definitions, ExecutorDefinition, ScheduleDefinition
+from dagster import AssetKey, Definitions, ExecutorDefinition, JobDefinition, ScheduleDefinition
 
 from ml_pipelines.config.errors import ConfigError
 from ml_pipelines.config.loader import LoadedPipeline, Project
 from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory.assets import is_time_partitioned, pipeline_definitions, sink_keys, step_key
 from ml_pipelines.factory.broken import broken_config_asset, broken_config_names
+from ml_pipelines.factory.jobs import pipeline_job
 from ml_pipelines.factory.partitions import cron_of, pipeline_partitions
-from ml_pipelines.factory.schedules import pipeline_schedule
+from ml_pipelines.factory.schedules import pipeline_schedule, run_tags
 from ml_pipelines.steps.registry import spec_of
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ def build_definitions(
     resources: dict[str, Any],
     executor: ExecutorDefinition | None = None,
 ) -> Definitions:
-    """The code location for `project` run with `settings`: an asset per step, a schedule
-    per pipeline, an asset per broken config file (failing validation or failing to build)."""
+    """The code location for `project` run with `settings`: an asset per step, a job and a
+    schedule per pipeline, an asset per broken config file (failing validation or failing to
+    build)."""
     for error in project.errors:
         log.error("config error: %s", error)
     if settings.strict and project.errors:
@@ -52,7 +54,10 @@ def build_definitions(
         )
     assets: list = []
     schedules: list = []
-    build_errors = assets_and_schedules(project, settings, pipeline_sinks(project), assets, schedules)
+    jobs: list = []
+    build_errors = assets_and_schedules(
+        project, settings, pipeline_sinks(project), assets, schedules, jobs=(jobs, resources, executor)
+    )
     if settings.strict and build_errors:
         errors = [e for file_errors in build_errors.values() for e in file_errors]
         raise BrokenConfigs(
@@ -64,7 +69,7 @@ def build_definitions(
     names = broken_config_names(list(broken), project.paths.root)
     for config_file, errors in sorted(broken.items()):
         assets.append(broken_config_asset(config_file, errors, project.paths.root, names[config_file]))
-    return Definitions(assets=assets, schedules=schedules, resources=resources, executor=executor)
+    return Definitions(assets=assets, schedules=schedules, jobs=jobs, resources=resources, executor=executor)
 
 
 def pipeline_sinks(project: Project) -> dict[str, list[AssetKey]]:
@@ -94,16 +99,23 @@ def build_error(pipeline: LoadedPipeline, exc: BaseException, root: Path | None)
 
 
 def assets_and_schedules(
-    project: Project, settings: Settings, sinks: dict[str, list[AssetKey]], assets: list, schedules: list
+    project: Project,
+    settings: Settings,
+    sinks: dict[str, list[AssetKey]],
+    assets: list,
+    schedules: list,
+    jobs: tuple[list, dict[str, Any], ExecutorDefinition | None] | None = None,
 ) -> dict[Path, list[ConfigError]]:
-    """Extend `assets` and `schedules` with each pipeline that builds; return the build
-    errors of the others by config file (a failed pipeline adds nothing)."""
+    """Extend `assets` and `schedules` with each pipeline that builds, and, given `jobs` (the
+    list, the resources and the executor of the jobs), the jobs; return the build errors of
+    the others by config file (a failed pipeline adds nothing)."""
     failed: dict[Path, list[ConfigError]] = {}
     op_owners: dict[str, str] = {}  # op name -> pipeline id, across pipelines
+    job_list, resources, executor = jobs if jobs is not None else ([], {}, None)
     for pipeline in project.pipelines:
         try:
             ops = _op_names(pipeline, op_owners)
-            built, schedule = _build_pipeline(pipeline, settings, sinks, project.session)
+            built, job, schedule = _build_pipeline(pipeline, settings, sinks, project.session, resources, executor)
         except Exception as exc:  # RecursionError and OSError included: one config never breaks the location
             error = build_error(pipeline, exc, project.paths.root)
             log.error("config error: %s", error, exc_info=True)
@@ -111,6 +123,8 @@ def assets_and_schedules(
             continue
         op_owners.update(dict.fromkeys(ops, pipeline.pipeline_id))
         assets.extend(built)
+        if job is not None:
+            job_list.append(job)
         if schedule is not None:
             schedules.append(schedule)
     return failed
@@ -134,14 +148,21 @@ def _op_names(pipeline: LoadedPipeline, taken: dict[str, str]) -> list[str]:
 
 
 def _build_pipeline(
-    pipeline: LoadedPipeline, settings: Settings, sinks: dict[str, list[AssetKey]], session: LoadSession
-) -> tuple[list, ScheduleDefinition | None]:
-    """The pipeline's assets and schedule (None when it has no cron)."""
+    pipeline: LoadedPipeline,
+    settings: Settings,
+    sinks: dict[str, list[AssetKey]],
+    session: LoadSession,
+    resources: dict[str, Any],
+    executor: ExecutorDefinition | None,
+) -> tuple[list, JobDefinition | None, ScheduleDefinition | None]:
+    """The pipeline's assets, job (None without a runnable step) and schedule (None without
+    a cron or a job)."""
     built = pipeline_definitions(pipeline, settings, sinks, session)
+    job = pipeline_job(pipeline, built, run_tags(pipeline), resources, executor)
     config = pipeline.config
     cron = cron_of(config.schedule_interval)
-    if cron is None:
-        return built, None
+    if cron is None or job is None:
+        return built, job, None
     partitions_def = pipeline_partitions(config)
     pid = config.pipeline_id
     keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).runnable]
@@ -150,4 +171,4 @@ def _build_pipeline(
     done_keys = [
         step_key(pid, t.name) for t in config.tasks if is_time_partitioned(t) and step_key(pid, t.name) in own_sinks
     ]
-    return built, pipeline_schedule(pipeline, cron, partitions_def, keys, done_keys)
+    return built, job, pipeline_schedule(pipeline, cron, partitions_def, job, keys, done_keys)

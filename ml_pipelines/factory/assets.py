@@ -43,6 +43,7 @@ from ml_pipelines.config.session import LoadSession
 from ml_pipelines.factory import describe
 from ml_pipelines.factory.external import external_wait_spec
 from ml_pipelines.factory.partitions import pipeline_partitions
+from ml_pipelines.factory.pools import pool_of
 from ml_pipelines.plan.model import TimeWindow
 from ml_pipelines.plan.versions import step_code_version
 from ml_pipelines.steps import StepFailed, StepPreconditionFailed
@@ -150,6 +151,8 @@ def _step_asset(
         retry_policy=retry_policy,
         required_resource_keys={resource_key},
         tags={PIPELINE_TAG: pipeline.config.pipeline_id},
+        # max_active_runs: every run with a step of the pipeline holds a slot of its pool (factory/pools.py)
+        pool=pool_of(pipeline.config),
     )
     return AssetsDefinition(
         node_def=op, keys_by_input_name=inputs, keys_by_output_name={output: spec.key}, specs=[spec]

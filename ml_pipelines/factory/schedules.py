@@ -1,7 +1,8 @@
-"""A schedule per pipeline, targeting the implicit asset job with the pipeline's assets.
+"""A schedule per pipeline, targeting the pipeline's job (factory/jobs.py).
 
-Jobs per pipeline make the code location load slowly (each job resolves against every
-asset); a RunRequest with an asset selection against the implicit job does not.
+The job makes the schedule show on each of the pipeline's asset pages; an unpartitioned
+pipeline's runs are the whole job, a partitioned one's a partition of it (several with
+catchup).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DefaultScheduleStatus,
+    JobDefinition,
     RunRequest,
     RunsFilter,
     ScheduleDefinition,
@@ -25,34 +27,25 @@ from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.plan.storage_layout import PlanError
 from ml_pipelines.plan.windows import ticks_before
 
-IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 MAX_CATCHUP_RUNS_PER_TICK = 10
 # A catchup tick looks at most this many partitions back from the tick's own: its work (and
 # the instance queries) stay bounded however old start_date is; older ones are backfills.
 CATCHUP_LOOKBACK_PARTITIONS = 1_000
-CONCURRENCY_TAG_PREFIX = "ml_pipelines/max_active_runs_"  # + N, value = pipeline id
-MAX_TAGGED_LIMIT = 8  # dagster.yaml has limits for N = 1..8; its max_concurrent_runs is 8
 
 
 def run_tags(pipeline: LoadedPipeline) -> dict[str, str]:
-    """Tags every run of the pipeline carries: its id, and its concurrency bucket.
-
-    dagster.yaml limits runs per unique value of `ml_pipelines/max_active_runs_<N>` to N.
-    """
+    """Tags every run of the pipeline's job carries: its id. (Its max_active_runs is its
+    steps' concurrency pool, factory/pools.py, not a tag: it holds for every run.)"""
     from ml_pipelines.factory.assets import PIPELINE_TAG
 
-    pid = pipeline.config.pipeline_id
-    tags = {PIPELINE_TAG: pid}
-    limit = pipeline.config.max_active_runs
-    if limit is not None and limit <= MAX_TAGGED_LIMIT:
-        tags[f"{CONCURRENCY_TAG_PREFIX}{limit}"] = pid
-    return tags
+    return {PIPELINE_TAG: pipeline.config.pipeline_id}
 
 
 def pipeline_schedule(
     pipeline: LoadedPipeline,
     cron: str,
     partitions_def: TimeWindowPartitionsDefinition | None,
+    job: JobDefinition,
     keys: list[AssetKey],
     sinks: list[AssetKey],
 ) -> ScheduleDefinition:
@@ -77,7 +70,7 @@ def pipeline_schedule(
     return ScheduleDefinition(
         name=f"{pid}_schedule",
         cron_schedule=cron,
-        job_name=IMPLICIT_ASSET_JOB,
+        job=job,
         execution_fn=evaluate,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,

@@ -283,7 +283,7 @@ def test_the_code_location_has_one_running_alert_sensor(alerts_project):
 
     _, defs = alerts_project
     repo = defs.get_repository_def()
-    sensors = repo.sensor_defs
-    assert [s.name for s in sensors] == [ALERT_SENSOR_NAME]
+    sensors = [s for s in repo.sensor_defs if s.name == ALERT_SENSOR_NAME]
+    assert len(sensors) == 1  # one for the whole code location (others, e.g. the run limits', do other work)
     assert sensors[0].default_status == DefaultSensorStatus.RUNNING
     assert isinstance(defs.resources["notifier"], Notifier)

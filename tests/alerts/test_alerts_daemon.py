@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ml_pipelines.alerts.sensors import ALERT_SENSOR_NAME
+from ml_pipelines.dagster_home import instance_config_text
 from tests.alerts.conftest import UI_URL, free_port, write_alerts_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +102,7 @@ def test_the_daemon_sends_the_alerts_of_a_run_launched_from_the_ui(tmp_path, fak
     project = write_alerts_project(tmp_path)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config = yaml.safe_load(instance_config_text())
     config["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     grpc_port, web_port = free_port(), free_port()

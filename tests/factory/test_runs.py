@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dagster import AssetKey, DagsterInstance, DagsterRun, build_schedule_context, materialize
-from dagster._utils.tags import TagConcurrencyLimitsCounter
 
+from ml_pipelines.dagster_home import instance_config_text
 from ml_pipelines.factory.assets import PIPELINE_TAG
-from tests.factory.conftest import REPO, build_defs
+from tests.factory.conftest import build_defs
 from tests.factory.tiny_project import PIPELINE_ID, write_tiny_project
 
 KEY = AssetKey([PIPELINE_ID, "python_script_echo"])
@@ -40,7 +40,16 @@ def test_schedule_requests_the_window_that_ends_at_the_tick(tmp_path, instance):
     assert request.partition_key == "2024-01-04"  # ds = start of the window ending at the tick
     assert list(request.asset_selection) == [KEY]
     assert request.tags[PIPELINE_TAG] == PIPELINE_ID
-    assert request.tags["ml_pipelines/max_active_runs_1"] == PIPELINE_ID
+    schedule = defs.get_repository_def().get_schedule_def(f"{PIPELINE_ID}_schedule")
+    assert schedule.job_name == PIPELINE_ID  # the pipeline's own job: the asset page lists the schedule
+
+
+def test_a_pipelines_steps_are_in_its_pool_and_its_job(tmp_path):
+    defs = build_defs(write_tiny_project(tmp_path / "p"), tmp_path / "home")
+    assert defs.get_assets_def(KEY).op.pool == f"ml_pipelines/{PIPELINE_ID}"  # max_active_runs: 1
+    job = defs.get_job_def(PIPELINE_ID)
+    assert set(job.asset_layer.executable_asset_keys) == {KEY}
+    assert job.tags[PIPELINE_TAG] == PIPELINE_ID
 
 
 def test_catchup_requests_missed_partitions_and_skips_done_or_tried_ones(tmp_path, instance):
@@ -98,19 +107,14 @@ def test_retries_and_retry_delay_become_the_retry_policy(tmp_path):
     assert op.retry_policy.delay == 600  # retry_delay: 10 minutes
 
 
-def test_shipped_dagster_yaml_limits_runs_per_pipeline(tmp_path):
+def test_shipped_instance_config_limits_pools_per_run(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(instance_config_text())
     with DagsterInstance.from_config(str(home)) as inst:
-        limits = inst.run_coordinator.get_run_queue_config().tag_concurrency_limits
-    tags = {PIPELINE_TAG: PIPELINE_ID, "ml_pipelines/max_active_runs_1": PIPELINE_ID}
-    running = DagsterRun(job_name="__ASSET_JOB", run_id="a", tags=tags)
-    same_pipeline = DagsterRun(job_name="__ASSET_JOB", run_id="b", tags=tags)
-    other = DagsterRun(job_name="__ASSET_JOB", run_id="c", tags={"ml_pipelines/max_active_runs_1": "other"})
-    counter = TagConcurrencyLimitsCounter(limits, [running])
-    assert counter.is_blocked(same_pipeline)
-    assert not counter.is_blocked(other)
+        pools = inst.get_concurrency_config().pool_config
+        assert inst.get_concurrency_config().run_queue_config.max_concurrent_runs == 8
+    assert pools.pool_granularity.value == "run" and pools.default_pool_limit == 1
 
 
 def test_catchup_counts_a_partition_done_by_its_time_partitioned_steps(tmp_path, instance):

@@ -58,4 +58,4 @@ def test_shipped_project_loads_with_lineage_groups_kinds_owners(tmp_path):
 
     schedules = {s.name: s for s in defs.schedules}
     assert {f"{forecast}_schedule", f"{features}_schedule"} <= set(schedules)
-    assert schedules[f"{forecast}_schedule"].job_name == "__ASSET_JOB"
+    assert schedules[f"{forecast}_schedule"].job_name == forecast

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ml_pipelines.dagster_home import instance_config_text
+
 REPO = Path(__file__).resolve().parents[2]
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 
@@ -46,7 +48,7 @@ def _post(url: str, query: str) -> dict:
 def webserver(tmp_path_factory):
     home = tmp_path_factory.mktemp("ui")
     (home / "dagster_home").mkdir()
-    (home / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster_home" / "dagster.yaml").write_text(instance_config_text())
     port = _free_port()
     env = {
         **os.environ,
