@@ -49,6 +49,7 @@ from ml_pipelines.config.parameters import split_s3_uri
 from ml_pipelines.plan.model import NotebookPlan
 from ml_pipelines.plan.storage_layout import run_key, run_uri
 from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
+from ml_pipelines.steps.links import s3_object_url
 
 __all__ = ["LOG_GROUP", "PARAMETERS_FOLDER", "SageMakerNotebookBackend", "job_name"]
 
@@ -328,6 +329,10 @@ class SageMakerNotebookBackend(NotebookBackend):
                 "image_uri": self.image_uri(plan),
                 "output_uri": plan.output_uri,
                 "run_output_uri": run_output_uri,
+                # the run's executed notebook: S3 console (the webserver reads local files only)
+                "notebook": MetadataValue.url(
+                    s3_object_url(_join(run_output_uri, f"{plan.notebook.stem}.ipynb"), region)
+                ),
                 "notebook_uri": _join(run_output_uri, f"{plan.notebook.stem}.ipynb"),
                 "output_files": published,
                 "duration_s": round(duration, 3),

@@ -43,6 +43,7 @@ from ml_pipelines.local.storage import LocalStorage, join_uri
 from ml_pipelines.plan.model import NotebookPlan
 from ml_pipelines.plan.storage_layout import run_key, run_uri
 from ml_pipelines.steps import NotebookBackend, StepFailed, StepOutcome, StepPreconditionFailed
+from ml_pipelines.steps.links import location_name, notebook_view_url
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -167,7 +168,8 @@ class LocalNotebooks(NotebookBackend):
             )
             succeeded = True
         except PapermillExecutionError as err:
-            message = failure_message(plan, err) + f"\nPartly executed notebook: {output_notebook_uri}"
+            view = notebook_view_url(output_notebook, location_name(context))
+            message = failure_message(plan, err) + f"\nPartly executed notebook: {output_notebook_uri}\nView: {view}"
             context.log.error(message)
             raise StepFailed(message) from None
         finally:
@@ -184,7 +186,9 @@ class LocalNotebooks(NotebookBackend):
         context.log.info(f"Notebook {plan.notebook.name} finished in {duration}s; {len(output_files)} output file(s)")
         return StepOutcome(
             metadata={
-                "notebook": MetadataValue.notebook(str(output_notebook)),
+                # one click from the asset page: the webserver's HTML view of this run's copy
+                "notebook": MetadataValue.url(notebook_view_url(output_notebook, location_name(context))),
+                "notebook_path": MetadataValue.path(str(output_notebook)),
                 "output_files": [output_notebook_uri, published, *output_files],
                 "output_uri": plan.output_uri,
                 "run_output_uri": run_output_uri,

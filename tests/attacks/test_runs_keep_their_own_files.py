@@ -115,7 +115,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterInstan
 
 def _notebook_of_materialization(instance: DagsterInstance, run_id: str) -> str:
     (entry,) = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
-    return entry.dagster_event.step_materialization_data.materialization.metadata["notebook"].value
+    return entry.dagster_event.step_materialization_data.materialization.metadata["notebook_path"].value
 
 
 def test_a_failed_run_leaves_the_earlier_success_intact(tmp_path: Path, model, instance: DagsterInstance) -> None:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, instance_for_test, materialize
 
+from ml_pipelines.steps.links import notebook_view_url
 from tests.factory.conftest import REPO, build_defs
 from tests.factory.tiny_project import PIPELINE_ID as TINY_ID
 from tests.factory.tiny_project import write_tiny_project
@@ -244,7 +245,8 @@ def test_notebook_metadata_links_the_executed_notebook(runs: Runs) -> None:
         meta = runs.metadata(runs.forecast, key)
         # the run's own executed notebook; the successful run also published it to output/
         executed = notebook_output(runs, version) / "runs" / runs.forecast.run_id / f"ContentForecast_{version}.ipynb"
-        assert meta["notebook"] == str(executed) and Path(meta["notebook"]).is_file()
+        assert meta["notebook_path"] == str(executed) and Path(meta["notebook_path"]).is_file()
+        assert meta["notebook"] == notebook_view_url(executed, "ml_pipelines")
         published = notebook_output(runs, version) / f"ContentForecast_{version}.ipynb"
         assert published.read_bytes() == executed.read_bytes()
         output_uri = f"s3://{DEV}/sagemaker-models-local/Content_Forecast/ContentForecast_{version}/output/"

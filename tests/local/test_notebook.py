@@ -8,6 +8,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -82,7 +83,9 @@ def test_notebook_receives_parameters_and_writes_outputs(tmp_path: Path, home: P
     # the run's own executed notebook, linked from the metadata; a success also publishes it to output/
     run_output = f"{plan.output_uri}runs/{result.run_id}/"
     executed = out / "runs" / result.run_id / "report.ipynb"
-    assert meta["notebook"] == str(executed)
+    assert meta["notebook_path"] == str(executed)
+    # one click from the asset page: the webserver's notebook view of this run's copy
+    assert meta["notebook"] == f"/notebook?path={quote(str(executed))}&repoLocName=ml_pipelines"
     assert (out / "report.ipynb").read_bytes() == executed.read_bytes()
     assert meta["output_uri"] == plan.output_uri and meta["run_output_uri"] == run_output
     assert meta["output_files"] == [
