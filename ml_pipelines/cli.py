@@ -1,8 +1,11 @@
-"""`ml-pipelines`: validate, list and plan the project's pipelines.
+"""`ml-pipelines`: validate, list, plan and run the project's pipelines; scaffold a model.
 
     ml-pipelines [--project-dir DIR] [--env LOCAL|DEV|BETA|PROD] validate
     ml-pipelines list
     ml-pipelines plan PIPELINE_ID [--date YYYY-MM-DD]
+    ml-pipelines run PIPELINE_ID --date YYYY-MM-DD [--step STEP ...] [--dagster-home DIR]
+    ml-pipelines new-model NAME --kind notebook|glue|python
+    ml-pipelines dagster-home
     ml-pipelines --env DEV doctor
 
 The project dir is --project-dir, else $ML_PIPELINES_PROJECT_DIR, else the current dir.
@@ -60,7 +63,7 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ml-pipelines", description="Validate, list and plan the pipelines of the model configs."
+        prog="ml-pipelines", description="Validate, list, plan and run the pipelines of the model configs."
     )
     _add_globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -76,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check the settings, AWS resources and Snowflake a run needs; exit 1 if any fails"
     )
     _add_globals(doctor, suppress=True)
+    run = sub.add_parser(
+        "run",
+        help="run a pipeline for a date on the project's Dagster instance (in the UI); exit 1 if it fails",
+    )
+    _add_globals(run, suppress=True)
+    run.add_argument("pipeline_id", metavar="PIPELINE_ID")
+    run.add_argument("--date", metavar="YYYY-MM-DD", help="the partition: its logical date (or a full partition key)")
+    run.add_argument("--step", action="append", default=[], metavar="STEP", help="run only this step (repeat for more)")
+    run.add_argument(
+        "--dagster-home",
+        metavar="DIR",
+        help="Dagster instance folder (default: the project's, as `make dev`: <home>/dagster_home)",
+    )
+    new_model = sub.add_parser(
+        "new-model", help="scaffold a model folder and its config that validate and run in LOCAL at once"
+    )
+    _add_globals(new_model, suppress=True)
+    new_model.add_argument("name", metavar="NAME", help="model name: letters, digits and _ (e.g. Churn_Model)")
+    new_model.add_argument("--kind", required=True, choices=("notebook", "glue", "python"))
+    home = sub.add_parser(
+        "dagster-home", help="create the project's Dagster instance folder if needed and print its path"
+    )
+    _add_globals(home, suppress=True)
     return parser
 
 
@@ -217,7 +243,63 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_ERRORS if failed else EXIT_OK
 
 
-COMMANDS = {"validate": cmd_validate, "list": cmd_list, "plan": cmd_plan, "doctor": cmd_doctor}
+def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from ml_pipelines.cli_run import RunCommandError, run_pipeline
+    from ml_pipelines.dagster_home import project_dagster_home
+
+    settings = _settings(args)
+    project = _load(settings)
+    if args.pipeline_id not in project.pipeline_ids:
+        source = project.invalid_pipeline_ids.get(args.pipeline_id)
+        if source is not None:
+            _print_errors(project.broken.get(source, []), err)
+        print(f"ml-pipelines: {project.unknown_pipeline_message(args.pipeline_id)}", file=err)
+        return EXIT_ERRORS
+    home = Path(args.dagster_home) if args.dagster_home else project_dagster_home(settings)
+    try:
+        return run_pipeline(settings, project, args.pipeline_id, args.date, args.step, home, out, err)
+    except RunCommandError as exc:
+        print(f"ml-pipelines: {exc}", file=err)
+        return EXIT_ERRORS
+
+
+def cmd_new_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ml_pipelines.scaffold import ScaffoldError, scaffold_model
+
+    settings = _settings(args)
+    try:
+        created = scaffold_model(settings.project_dir, args.name, args.kind)
+    except ScaffoldError as exc:
+        print(f"ml-pipelines: {exc}", file=err)
+        return EXIT_ERRORS
+    for path in created.files:
+        print(f"created {path.relative_to(settings.project_dir)}", file=out)
+    print(
+        f"pipeline {created.pipeline_id}: check it with `ml-pipelines validate`, run it with "
+        f"`ml-pipelines run {created.pipeline_id} --date {created.example_date}`",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def cmd_dagster_home(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ml_pipelines.dagster_home import ensure_dagster_home, project_dagster_home
+
+    print(ensure_dagster_home(project_dagster_home(_settings(args))), file=out)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "plan": cmd_plan,
+    "doctor": cmd_doctor,
+    "run": cmd_run,
+    "new-model": cmd_new_model,
+    "dagster-home": cmd_dagster_home,
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
