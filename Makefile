@@ -11,17 +11,16 @@ STAMP := $(VENV)/.ml-pipelines-installed
 HOST ?= 127.0.0.1
 PORT ?= 3000
 ML_PIPELINES_ENV ?= LOCAL
-# Always the project's own instance dir (a DAGSTER_HOME set in the shell is not touched).
-DEV_DAGSTER_HOME := $(CURDIR)/.ml_pipelines/dagster_home
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test lint validate list reset-local aws-sandbox
+.PHONY: help install dev test lint validate check-defs list reset-local aws-sandbox
 
 help:
-	@echo "make dev          install if needed, then dagster dev on http://$(HOST):$(PORT) (ML_PIPELINES_ENV=$(ML_PIPELINES_ENV))"
+	@echo "make dev          install if needed, then dg dev on http://$(HOST):$(PORT) (ML_PIPELINES_ENV=$(ML_PIPELINES_ENV))"
 	@echo "make test         install if needed, then lint and run the whole test suite (PYTEST_ARGS=... to narrow)"
 	@echo "make lint         ruff: format check and lint (ruff format . / ruff check --fix . to repair)"
 	@echo "make validate     check every config in model_configs/"
+	@echo "make check-defs   load the code location as Dagster does (dg check defs)"
 	@echo "make list         list the pipelines and their steps"
 	@echo "make aws-sandbox  moto + fakesnow standing in for DEV on 127.0.0.1 (then: source .ml_pipelines/aws-sandbox.env)"
 	@echo "make reset-local  delete LOCAL state (.ml_pipelines/: storage mirror, envs, warehouse, Dagster runs)"
@@ -38,11 +37,13 @@ $(STAMP): pyproject.toml | $(VPY)
 
 install: $(STAMP)
 
+# The project's own instance (`ml-pipelines dagster-home`: <project>/.ml_pipelines/dagster_home, its
+# dagster.yaml written from ml_pipelines/instance/), the one `ml-pipelines run` uses; a DAGSTER_HOME
+# set in the shell is not used. `dg dev` serves the code location named in pyproject's [tool.dg].
 dev: $(STAMP)
-	@mkdir -p "$(DEV_DAGSTER_HOME)"
-	@cp dagster.yaml "$(DEV_DAGSTER_HOME)/dagster.yaml"
-	DAGSTER_HOME="$(DEV_DAGSTER_HOME)" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" \
-		$(VENV)/bin/dagster dev -m ml_pipelines.definitions -h $(HOST) -p $(PORT)
+	@home="$$(ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines dagster-home)" || exit 1; \
+	echo "DAGSTER_HOME=$$home"; \
+	DAGSTER_HOME="$$home" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
 
 test: $(STAMP) lint
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -53,6 +54,9 @@ lint: $(STAMP)
 
 validate: $(STAMP)
 	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines validate
+
+check-defs: $(STAMP)
+	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/dg check defs
 
 list: $(STAMP)
 	ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines list
