@@ -70,11 +70,11 @@ def command_env(project: Path, root: Path, **extra: str) -> dict[str, str]:
         "ML_PIPELINES_HOME": str(root / "home"),
         "ML_PIPELINES_ENV": "LOCAL",
         "PYTHONPATH": str(REPO),
-        **extra,
     }
     env.pop("DAGSTER_HOME", None)
     env.pop("ML_PIPELINES_STORAGE_ROOT", None)
-    return env
+    env.pop("ML_PIPELINES_UI_URL", None)
+    return {**env, **extra}
 
 
 def ml_pipelines(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:

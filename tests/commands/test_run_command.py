@@ -126,3 +126,14 @@ def _until(check, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.2)
+
+
+def test_dagster_asset_materialize_without_dagster_home_warns_that_the_ui_will_not_see_it(setup, tmp_path):
+    root, project, env = setup
+    command = [
+        str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "ml_pipelines.definitions",
+        "--select", f"{LIMIT}/python_script_second", "--partition", "2024-01-05",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "DAGSTER_HOME is not set" in done.stderr and "will not appear in the UI" in done.stderr
