@@ -1,5 +1,7 @@
-"""The real webserver serves the shipped code location: each example pipeline is a connected
-asset graph in its group, with its cron schedule."""
+"""The real webserver serves the shipped code location (workspace.yaml, as `make dev`): each
+example pipeline is a connected asset graph in its group, with its job and cron schedule, which
+each of its asset pages lists; the webserver renders a run's executed notebook from the link
+the notebook step's materialization carries."""
 
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ def webserver(tmp_path_factory):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     proc = subprocess.Popen(
-        [WEBSERVER, "-m", "ml_pipelines.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        [WEBSERVER, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -119,3 +121,52 @@ def test_graphql_shows_connected_pipelines_with_schedules(webserver):
     for pipeline in ("max_ds_ContentForecastDaily", "max_ds_ViewershipFeatures", "max_ds_RawEventsArchive"):
         assert schedules[f"{pipeline}_schedule"]["cronSchedule"]
         assert schedules[f"{pipeline}_schedule"]["executionTimezone"] == "UTC"
+
+
+AUTOMATION = """
+{
+  assetNodes {
+    assetKey { path }
+    jobNames
+    targetingInstigators { __typename ... on Schedule { name cronSchedule } }
+  }
+}
+"""
+
+
+def test_each_asset_page_lists_its_pipelines_job_and_schedule(webserver):
+    nodes = {
+        "/".join(n["assetKey"]["path"]): n for n in _post(f"{webserver}/graphql", AUTOMATION)["data"]["assetNodes"]
+    }
+    for pipeline, step in (
+        ("max_ds_ContentForecastDaily", "sagemaker_notebook_job_processing_script"),
+        ("max_ds_ViewershipFeatures", "glue_job_processing_script"),
+    ):
+        node = nodes[f"{pipeline}/{step}"]
+        assert pipeline in node["jobNames"]  # "Automation details > Jobs", and the job page per pipeline
+        # "Automation details > Schedules" (not "No automations found for this asset")
+        assert {"__typename": "Schedule", "name": f"{pipeline}_schedule", "cronSchedule": "0 6 * * *"} in node[
+            "targetingInstigators"
+        ]
+
+
+def test_the_notebook_link_opens_the_webservers_notebook_view(webserver):
+    import uuid
+
+    from ml_pipelines.steps.links import notebook_view_url
+
+    # under the code server's working folder (the repo, as for `make dev`), as LOCAL's runs/ copies are
+    folder = REPO / ".ml_pipelines" / f"test-notebook-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    notebook = folder / "Executed.ipynb"
+    cell = {"cell_type": "code", "metadata": {}, "execution_count": 1, "outputs": [], "source": "rows = 12345"}
+    notebook.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    try:
+        link = notebook_view_url(notebook, "ml_pipelines", environ={})  # what the materialization carries
+        assert link.startswith("/notebook?path=")
+        with urllib.request.urlopen(webserver + link, timeout=60) as response:
+            html = response.read().decode()
+        assert html.startswith("<style>") and "12345" in html  # nbconvert's HTML of the notebook
+    finally:
+        notebook.unlink()
+        folder.rmdir()
