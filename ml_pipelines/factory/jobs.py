@@ -49,4 +49,26 @@ def pipeline_job(
         tags=tags,
         description=f"Every step of pipeline {pid} ({pipeline.source.name}).",
     )
-    return job.resolve(asset_graph=graph, default_executor_def=executor, resource_defs=resources)
+    return job.resolve(asset_graph=graph, default_executor_def=executor, resource_defs=_needed(steps, resources))
+
+
+def _needed(steps: list[AssetsDefinition], resources: dict[str, Any]) -> dict[str, Any]:
+    """The resources the steps require (and those require): a job's run-config schema, built
+    and snapshotted per job at load, covers each of its resources."""
+    from dagster._core.execution.context.init import ResourceDefinition
+
+    wanted = {key for step in steps for key in step.op.required_resource_keys}
+    keys: set[str] = set()
+    while wanted:
+        key = wanted.pop()
+        if key in keys or key not in resources:
+            continue
+        keys.add(key)
+        resource = resources[key]
+        definition = (
+            resource
+            if isinstance(resource, ResourceDefinition)
+            else getattr(resource, "get_resource_definition", lambda: None)()
+        )
+        wanted |= set(getattr(definition, "required_resource_keys", ()) or ())
+    return {key: resources[key] for key in sorted(keys)}
