@@ -4,6 +4,7 @@ runs here on a models folder, its roll-out script against moto's ECS; the workfl
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -21,10 +22,9 @@ CI = REPO / "deploy" / "ci"
 WORKFLOW = CI / "models-repo-workflow.yml"
 VENV_BIN = Path(sys.executable).parent
 
-sys.path.insert(0, str(CI))
-import roll_out  # noqa: E402
-
-sys.path.remove(str(CI))
+_spec = importlib.util.spec_from_file_location("roll_out", CI / "roll_out.py")
+roll_out = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(roll_out)
 
 
 def _check(models: Path, tmp_path: Path) -> subprocess.CompletedProcess:

@@ -40,7 +40,7 @@ from dagster_graphql.test.utils import materialize_assets
 from tests.factory.tiny_project import PIPELINE_ID, write_tiny_project
 
 from .conftest import DEPLOY
-from .test_dockerfile import image_command
+from .dockerfile import image_command
 
 VENV_BIN = Path(sys.executable).parent
 PARTITION = "2024-01-05"
