@@ -5,9 +5,9 @@ repo's deploy workflow, deploy/ci/models-repo-workflow.yml).
         --services ml-pipelines-code-server ml-pipelines-daemon ml-pipelines-webserver [--wait]
 
 For each service, in the order given: its current task definition is registered again as a
-new revision with the new image in every container that ran the same repository's image (and
-DAGSTER_CURRENT_IMAGE set to it where the container sets that variable), and the service is
-moved to it. The code server goes first: the daemon and webserver reconnect to it. With
+new revision with the new image in every container that ran the same repository's image, and
+DAGSTER_CURRENT_IMAGE set to it there (the code server reports it, and the EcsRunLauncher
+starts run workers from it), and the service is moved to it. The code server goes first: the daemon and webserver reconnect to it. With
 --wait, each service must be stable (ECS's `services_stable` waiter) before the next.
 Run workers need no step: each run's task definition is made by the EcsRunLauncher from the
 code server's image when the run starts.
@@ -62,10 +62,8 @@ def with_image(definition: dict[str, Any], image: str) -> tuple[dict[str, Any], 
         container = dict(container)
         if repository(container["image"]) == repository(image):
             container["image"] = image
-            container["environment"] = [
-                {**item, "value": image} if item["name"] == "DAGSTER_CURRENT_IMAGE" else item
-                for item in container.get("environment", [])
-            ]
+            others = [item for item in container.get("environment", []) if item["name"] != "DAGSTER_CURRENT_IMAGE"]
+            container["environment"] = [*others, {"name": "DAGSTER_CURRENT_IMAGE", "value": image}]
             changed.append(container["name"])
         containers.append(container)
     new["containerDefinitions"] = containers

@@ -158,13 +158,14 @@ def code_server(deployed_instance, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "ML_PIPELINES_PROJECT_DIR": str(project),
         "ML_PIPELINES_HOME": str(tmp_path / "home"),
         "DAGSTER_HOME": str(deployed_instance.dagster_home),
-        "DAGSTER_CURRENT_IMAGE": IMAGE,
     }
     env = {
         **os.environ,
         **image_env,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # the code server's task definition (roll_out.py sets DAGSTER_CURRENT_IMAGE)
         "ML_PIPELINES_ENV": "DEV",
+        "DAGSTER_CURRENT_IMAGE": IMAGE,
         "DAGSTER_CONTAINER_CONTEXT": json.dumps(CONTAINER_CONTEXT),
     }
     env.pop("ML_PIPELINES_STORAGE_ROOT", None)
