@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import dagster_env
+
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 PARTITION = "2024-01-03"
 GONE_WITHIN_S = 8.0  # less than the 10 s grace and the old 20 s SIGINT timeout
@@ -80,18 +82,7 @@ def launch(tmp_path: Path):
     (project / "Py_Models" / "sleeper.py").write_text(SCRIPT)
     pids_file = tmp_path / "pids"
     (project / "model_configs" / "orphans.yml").write_text(CONFIG.format(pids=pids_file))
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "ML_PIPELINES_PROJECT_DIR": str(project),
-        "ML_PIPELINES_HOME": str(tmp_path / "home"),
-        "ML_PIPELINES_ENV": "LOCAL",
-        "ML_PIPELINES_STRICT": "1",
-    }
-    env.pop("ML_PIPELINES_STORAGE_ROOT", None)
+    env = dagster_env(tmp_path, project)
     started: list[subprocess.Popen] = []
     leftovers: list[int] = []
 

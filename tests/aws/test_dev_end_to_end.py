@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from tests.aws.fake_aws import fakesnow_reads_s3_from_moto
 from tests.aws.sandbox import BUCKET, SETTINGS, TITLES, provision
+from tests.processes import dagster_env
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -41,17 +41,8 @@ def dev(aws_env, snowflake_env, snowflake_server, fake_sagemaker, fake_codebuild
     """DEV as `make aws-sandbox` sets it up, and the environment of the Dagster processes."""
     with fakesnow_reads_s3_from_moto():
         provision(snowflake_server)
-        dagster_home = tmp_path / "dagster_home"
-        dagster_home.mkdir()
-        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        env = {
-            **os.environ,
-            **SETTINGS,
-            "DAGSTER_HOME": str(dagster_home),
-            "ML_PIPELINES_PROJECT_DIR": str(REPO),
-            "ML_PIPELINES_HOME": str(tmp_path / "home"),
-            "ML_PIPELINES_STRICT": "1",
-        }
+        env = dagster_env(tmp_path, REPO, "DEV", **SETTINGS)
+        dagster_home = Path(env["DAGSTER_HOME"])
         yield {"env": env, "home": dagster_home, "sagemaker": fake_sagemaker, "codebuild": fake_codebuild}
 
 

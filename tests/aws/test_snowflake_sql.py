@@ -27,24 +27,12 @@ def server(snowflake_server: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def env(server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def env(server: dict[str, Any], snowflake_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Credentials and the fake endpoint as a DEV deployment sets them; database overridden."""
-    values = {
-        "SNOWFLAKE_ACCOUNT": server["account"],
-        "SNOWFLAKE_USER": server["user"],
-        "SNOWFLAKE_PASSWORD": server["password"],
-        "SNOWFLAKE_HOST": server["host"],
-        "SNOWFLAKE_PORT": str(server["port"]),
-        "SNOWFLAKE_PROTOCOL": server["protocol"],
-        "SNOWFLAKE_DATABASE": "ML_TEST",
-    }
-    for name in ("SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_ROLE", "SNOWFLAKE_PRIVATE_KEY_PATH"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SNOWFLAKE_DATABASE", "ML_TEST")
     with connect(server) as conn:  # the schema exists beforehand, as on Snowflake
         conn.cursor().execute("CREATE SCHEMA IF NOT EXISTS ML_TEST.ANALYTICS")
-    return values
+    return {**snowflake_env, "SNOWFLAKE_DATABASE": "ML_TEST"}
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ environment's executor, against an on-disk instance; the tests read the event lo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, EventRecordsFilter
 
 from ml_pipelines.factory.assets import PIPELINE_TAG
+from tests.processes import dagster_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 PARTITION = "2024-01-03"
@@ -98,18 +98,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     for name, text in SCRIPTS.items():
         (project / "Py_Models" / name).write_text(text)
     (project / "model_configs" / "shape.yml").write_text(SHAPE.format(marker=root / "flaky.marker"))
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "ML_PIPELINES_PROJECT_DIR": str(project),
-        "ML_PIPELINES_HOME": str(root / "home"),
-        "ML_PIPELINES_ENV": "LOCAL",
-        "ML_PIPELINES_STRICT": "1",
-    }
-    env.pop("ML_PIPELINES_STORAGE_ROOT", None)
+    env = dagster_env(root, project)
+    dagster_home = Path(env["DAGSTER_HOME"])
     return env, dagster_home
 
 
