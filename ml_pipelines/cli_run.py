@@ -145,12 +145,12 @@ def _create_run(context: Any, instance: DagsterInstance, pipeline_id: str, keys:
         raise RunCommandError(f"the code location did not load:\n{detail}")
     location = context.get_code_location(LOCATION_NAME)
     (repo,) = location.get_repositories().values()
-    if not repo.has_job(pipeline_id):
-        raise RunCommandError(f"the code location has no job {pipeline_id} (see the UI's config_errors group)")
+    # the pipeline's job; Dagster's implicit asset job where jobs are off (ML_PIPELINES_PIPELINE_JOBS=0)
+    job_name = pipeline_id if repo.has_job(pipeline_id) else "__ASSET_JOB"
     selector = JobSubsetSelector(
         location_name=location.name,
         repository_name=repo.name,
-        job_name=pipeline_id,
+        job_name=job_name,
         op_selection=None,
         asset_selection=keys,
     )
@@ -159,7 +159,7 @@ def _create_run(context: Any, instance: DagsterInstance, pipeline_id: str, keys:
         remote_job, run_config={}, step_keys_to_execute=None, known_state=None, instance=instance
     )
     return instance.create_run(
-        job_name=pipeline_id,
+        job_name=job_name,
         run_id=None,
         run_config={},
         resolved_op_selection=None,

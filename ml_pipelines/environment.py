@@ -35,6 +35,7 @@ class Settings:
     max_parallel_steps: int = 2  # steps of one run executing at once
     storage_dir: Path | None = None  # LOCAL's S3 mirror when not <home>/storage
     cache_dir: Path | None = None  # the load cache's folder (outside the project); None: none on disk
+    pipeline_jobs: bool = True  # a job per pipeline (factory/jobs.py); off: schedules on the implicit asset job
 
     @property
     def storage_root(self) -> Path | None:
@@ -79,6 +80,7 @@ def settings_from_env(project_dir: str | Path | None = None, env: str | None = N
         max_parallel_steps=_positive_int("ML_PIPELINES_MAX_PARALLEL_STEPS", DEFAULT_PARALLEL_STEPS[env]),
         storage_dir=Path(storage) if storage else None,
         cache_dir=Path(cache).resolve() if cache else default_cache_dir(),
+        pipeline_jobs=os.environ.get("ML_PIPELINES_PIPELINE_JOBS", "").strip().lower() not in ("0", "false", "no"),
     )
 
 

@@ -155,13 +155,14 @@ def _build_pipeline(
     resources: dict[str, Any],
     executor: ExecutorDefinition | None,
 ) -> tuple[list, JobDefinition | None, ScheduleDefinition | None]:
-    """The pipeline's assets, job (None without a runnable step) and schedule (None without
-    a cron or a job)."""
+    """The pipeline's assets, job (None without a runnable step, or with
+    ML_PIPELINES_PIPELINE_JOBS=0) and schedule (None without a cron or a runnable step)."""
     built = pipeline_definitions(pipeline, settings, sinks, session)
-    job = pipeline_job(pipeline, built, run_tags(pipeline), resources, executor)
+    job = pipeline_job(pipeline, built, run_tags(pipeline), resources, executor) if settings.pipeline_jobs else None
     config = pipeline.config
     cron = cron_of(config.schedule_interval)
-    if cron is None or job is None:
+    runnable = any(spec_of(t).runnable for t in config.tasks)
+    if cron is None or not runnable:
         return built, job, None
     partitions_def = pipeline_partitions(config)
     pid = config.pipeline_id

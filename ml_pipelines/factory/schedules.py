@@ -1,4 +1,5 @@
-"""A schedule per pipeline, targeting the pipeline's job (factory/jobs.py).
+"""A schedule per pipeline, targeting the pipeline's job (factory/jobs.py), or Dagster's
+implicit asset job with the pipeline's assets when jobs are off (ML_PIPELINES_PIPELINE_JOBS=0).
 
 The job makes the schedule show on each of the pipeline's asset pages; an unpartitioned
 pipeline's runs are the whole job, a partitioned one's a partition of it (several with
@@ -27,6 +28,7 @@ from ml_pipelines.config.loader import LoadedPipeline
 from ml_pipelines.plan.storage_layout import PlanError
 from ml_pipelines.plan.windows import ticks_before
 
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 MAX_CATCHUP_RUNS_PER_TICK = 10
 # A catchup tick looks at most this many partitions back from the tick's own: its work (and
 # the instance queries) stay bounded however old start_date is; older ones are backfills.
@@ -45,7 +47,7 @@ def pipeline_schedule(
     pipeline: LoadedPipeline,
     cron: str,
     partitions_def: TimeWindowPartitionsDefinition | None,
-    job: JobDefinition,
+    job: JobDefinition | None,
     keys: list[AssetKey],
     sinks: list[AssetKey],
 ) -> ScheduleDefinition:
@@ -70,7 +72,7 @@ def pipeline_schedule(
     return ScheduleDefinition(
         name=f"{pid}_schedule",
         cron_schedule=cron,
-        job=job,
+        **({"job": job} if job is not None else {"job_name": IMPLICIT_ASSET_JOB}),
         execution_fn=evaluate,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,

@@ -130,3 +130,21 @@ def test_catchup_counts_a_partition_done_by_its_time_partitioned_steps(tmp_path,
 
     assert _materialize(defs, instance, "2024-01-01").success
     assert [r.partition_key for r in _tick(defs, instance)] == ["2024-01-02", "2024-01-03", "2024-01-04"]
+
+
+def test_without_pipeline_jobs_the_schedule_targets_the_implicit_asset_job(tmp_path, instance):
+    # ML_PIPELINES_PIPELINE_JOBS=0: the cheaper load at 1,000 pipelines (docs/architecture.md, "Load time")
+    from dataclasses import replace
+
+    from ml_pipelines.environment import settings_from_env
+    from ml_pipelines.location import build_code_location
+
+    project = write_tiny_project(tmp_path / "p")
+    settings = replace(settings_from_env(project, "LOCAL"), home=tmp_path / "home", pipeline_jobs=False)
+    defs = build_code_location(settings, "ml_pipelines.definitions")
+    repo = defs.get_repository_def()
+    assert not repo.has_job(PIPELINE_ID)
+    assert repo.get_schedule_def(f"{PIPELINE_ID}_schedule").job_name == "__ASSET_JOB"
+    (request,) = _tick(defs, instance)
+    assert request.partition_key == "2024-01-04" and list(request.asset_selection) == [KEY]
+    assert defs.get_assets_def(KEY).op.pool == f"ml_pipelines/{PIPELINE_ID}"  # max_active_runs holds all the same
