@@ -1,6 +1,6 @@
 """LOCAL run-path benchmark: one pipeline's run as the UI launches it, against execute_in_process.
 
-queued (the UI's path): a temporary DAGSTER_HOME whose dagster.yaml is the project's (the
+queued (the UI's path): a temporary DAGSTER_HOME whose dagster.yaml is the project's (ml_pipelines/instance/; the
     QueuedRunCoordinator of `make dev`) plus the DefaultRunLauncher, a gRPC code server
     (`dagster code-server start -m ml_pipelines.definitions`), `dagster-daemon run` to dequeue
     and a `dagster-webserver`, all on 127.0.0.1 and all started and stopped by this script.
@@ -209,7 +209,9 @@ class QueuedPath:
 
         self.home = tmp / "dagster_home"
         self.home.mkdir()
-        config = yaml.safe_load((REPO / "dagster.yaml").read_text()) or {}
+        from ml_pipelines.dagster_home import instance_config_text
+
+        config = yaml.safe_load(instance_config_text()) or {}
         config.setdefault(
             "run_coordinator",
             {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator", "config": {}},

@@ -262,7 +262,8 @@ def _describe(event: Any, pipeline_id: str, ui: str = "") -> str | None:
     if kind == T.RUN_SUCCESS:
         return "run succeeded"
     if kind == T.RUN_FAILURE:
-        return "run FAILED"
+        reason = _first_lines(event.message or "", 3)  # e.g. steps failed, or why the run could not start
+        return "run FAILED" + (f": {reason}" if reason else "")
     if kind == T.RUN_CANCELED:
         return "run canceled"
     return None
