@@ -180,6 +180,18 @@ def _create_run(context: Any, instance: DagsterInstance, pipeline_id: str, keys:
     )
 
 
+def _cancel(instance: DagsterInstance, run_id: str) -> None:
+    """Cancel the run: one not started yet (waiting in this command for its pool) at once, a
+    queued one through the queue, a started one by stopping its run worker."""
+    from dagster import DagsterRunStatus
+
+    run = instance.get_run_by_id(run_id)
+    if run is not None and run.status == DagsterRunStatus.NOT_STARTED:
+        instance.report_run_canceled(run, message="Canceled from ml-pipelines run (Ctrl-C) before it started.")
+    else:
+        instance.run_coordinator.cancel_run(run_id)
+
+
 def runs_in_pool(instance: DagsterInstance, pool: str, exclude: str) -> int:
     """Runs in progress (starting, started, canceling) with a step in `pool`."""
     from dagster import RunsFilter
@@ -371,8 +383,11 @@ def run_pipeline(
                 status = follow(instance, run.run_id, pipeline_id, out)
             except KeyboardInterrupt:
                 say(f"interrupted: canceling run {run.run_id}")
-                instance.run_coordinator.cancel_run(run.run_id)
-                follow(instance, run.run_id, pipeline_id, out, timeout=60)
+                _cancel(instance, run.run_id)
+                try:
+                    follow(instance, run.run_id, pipeline_id, out, timeout=60)
+                except TimeoutError as exc:
+                    say(f"{exc}: cancel it in the UI")
                 raise
     if status == DagsterRunStatus.SUCCESS:
         return 0

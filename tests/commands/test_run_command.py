@@ -137,3 +137,23 @@ def test_dagster_asset_materialize_without_dagster_home_warns_that_the_ui_will_n
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "DAGSTER_HOME is not set" in done.stderr and "will not appear in the UI" in done.stderr
+
+
+def test_ctrl_c_cancels_the_run(setup):
+    import signal
+
+    root, project, env = setup
+    log = root / "cli-ctrl-c.log"
+    command = [sys.executable, "-m", "ml_pipelines.cli", "run", LIMIT, "--date", "2024-01-09"]
+    proc = subprocess.Popen(command, env=env, cwd=project, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        _until(lambda: "python_script_first: started" in log.read_text(), 120)  # waits for a marker never made
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "interrupted: canceling run" in text and "run canceled" in text, text
+    with _instance(root) as instance:
+        assert _run_of(instance, text).status == DagsterRunStatus.CANCELED
