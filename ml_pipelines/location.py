@@ -17,6 +17,7 @@ from ml_pipelines.config.session import LoadSession
 from ml_pipelines.config.variables import VariablesError
 from ml_pipelines.environment import Settings, build_executor, build_resources
 from ml_pipelines.factory import build_definitions
+from ml_pipelines.waits.sensor import wait_definitions
 
 
 def build_code_location(settings: Settings, module: str) -> Definitions:
@@ -38,5 +39,6 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     resources = build_resources(settings, stages, kinds)
     defs = build_definitions(project, settings, resources, build_executor(settings, module))
     defs = Definitions.merge(defs, alert_definitions(project, settings))  # one alert sensor (ml_pipelines/alerts)
+    defs = Definitions.merge(defs, wait_definitions(project, settings))  # one waits sensor (ml_pipelines/waits)
     session.save()
     return defs
