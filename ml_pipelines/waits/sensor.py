@@ -11,8 +11,9 @@ sensor opens the pipeline's waits for that tick's partition P. Each tick of the 
    awaited pipeline, in its partition for P shifted back by `execution_delta`, in this
    instance's event log (this code location, another one) or in Airflow (REST API);
 3. a wait whose state is in `allowed_states` is satisfied: a runless materialization of the
-   wait's asset for P. Past its timeout it fails: an ASSET_FAILED_TO_MATERIALIZE event and an
-   observation for P, and the pipeline's failure alert (`notifier`, as alerts/ sends them);
+   wait's asset for P and its check `wait_satisfied` passed for P. Past its timeout it fails:
+   the check failed for P, an observation saying why, and the pipeline's failure alert
+   (`notifier`, as alerts/ sends them);
 4. launches, for each partition, the steps whose waits are all satisfied, once the steps
    they need from the tick's run have materialized (a run of the implicit asset job with
    the pipeline's run tags, run key `<pipeline>:<P>:after_waits:<steps>`); steps behind a
@@ -42,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
     AssetMaterialization,
     AssetObservation,
     DagsterEventType,
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ml_pipelines.waits")
 
 WAIT_SENSOR_NAME = "ml_pipelines_waits"
+WAIT_CHECK_NAME = "wait_satisfied"  # the check on each wait's asset, per partition (recorded by the sensor)
 WAITING, SATISFIED, FAILED = "waiting", "satisfied", "failed"
 DEFAULT_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS = 30, 5
 TICK_BUDGET_SECONDS = 40.0  # checks stop after this long (Dagster stops a tick at 60 s); the rest next tick
@@ -354,22 +358,22 @@ def _check_due(p: _Pass) -> None:
         if seen in wait.allowed:
             state.status, state.seen = SATISFIED, describe_state(seen)
             p.satisfied += 1
+            metadata = {
+                "wait_status": SATISFIED,
+                "awaited": wait.target,
+                "awaited_partition": detail,
+                "state_seen": seen,
+                "allowed_states": wait.states_text,
+                "waited_since": _iso(entry.tick),
+                "waited": _duration(p.now - entry.tick),
+            }
+            description = f"Satisfied: {wait.target} {detail} is {seen}"
             p.events.append(
                 AssetMaterialization(
-                    asset_key=wait.key,
-                    partition=entry.partition,
-                    description=f"Satisfied: {wait.target} {detail} is {seen}",
-                    metadata={
-                        "wait_status": SATISFIED,
-                        "awaited": wait.target,
-                        "awaited_partition": detail,
-                        "state_seen": seen,
-                        "allowed_states": wait.states_text,
-                        "waited_since": _iso(entry.tick),
-                        "waited": _duration(p.now - entry.tick),
-                    },
+                    asset_key=wait.key, partition=entry.partition, description=description, metadata=metadata
                 )
             )
+            p.events.append(_check_result(wait, entry, True, description, metadata))
         elif p.now >= _deadline(wait, entry):
             state.status, state.seen = FAILED, _seen_text(seen, detail)
             p.failed += 1
@@ -472,7 +476,9 @@ def _fail(p: _Pass, pipeline: WaitingPipeline, entry: Entry, wait: Wait, seen: s
     if steps:
         message += f". Not run: {', '.join(steps)}"
     p.events.append(_observation(p, wait, entry, FAILED, seen))
-    _report_failure(p.instance, wait, entry.partition, message)
+    p.events.append(
+        _check_result(wait, entry, False, f"FAILED: {message}", {"wait_status": FAILED, "awaited": wait.target})
+    )
     p.log.warning("waits: %s partition %s: %s", wait.key.to_user_string(), entry.partition, message)
     try:
         p.alert(wait, entry, message)
@@ -480,26 +486,18 @@ def _fail(p: _Pass, pipeline: WaitingPipeline, entry: Entry, wait: Wait, seen: s
         p.log.warning("waits: the failure alert of %s could not be sent: %s", wait.key.to_user_string(), exc)
 
 
-def _report_failure(instance: DagsterInstance, wait: Wait, partition: str, message: str) -> None:
-    """The wait's asset failed for `partition` (the asset's event history shows it)."""
-    from dagster._core.definitions.events import (
-        AssetMaterializationFailure,
-        AssetMaterializationFailureReason,
-        AssetMaterializationFailureType,
-    )
-    from dagster._core.events import DagsterEvent
-    from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
-
-    failure = AssetMaterializationFailure(
+def _check_result(wait: Wait, entry: Entry, passed: bool, description: str, metadata: dict) -> AssetCheckEvaluation:
+    """The wait's check for the partition: passed when satisfied, failed when it timed out (the
+    UI shows it on the wait's asset, per partition)."""
+    return AssetCheckEvaluation(
         asset_key=wait.key,
-        partition=partition,
-        failure_type=AssetMaterializationFailureType.FAILED,
-        reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
-        description=f"Wait failed: {message}",
-        metadata={"wait_status": FAILED, "awaited": wait.target},
+        check_name=WAIT_CHECK_NAME,
+        passed=passed,
+        partition=entry.partition,
+        description=description,
+        metadata=metadata,
+        severity=AssetCheckSeverity.ERROR,
     )
-    event = DagsterEvent.build_asset_failed_to_materialize_event(RUNLESS_JOB_NAME, None, failure)
-    instance.report_dagster_event(event, run_id=RUNLESS_RUN_ID)
 
 
 # --- launches --------------------------------------------------------------------------------
@@ -527,6 +525,7 @@ def _launch(p: _Pass, pipeline: WaitingPipeline, entry: Entry) -> None:
     for step, waits in pipeline.after.items():
         if step not in entry.launched and step not in entry.dropped and waits & failed:
             newly_dropped[step] = f"wait {', '.join(sorted(waits & failed))} failed"
+    behind_failed = set(newly_dropped)
     ready = [
         s
         for s in pipeline.order
@@ -550,8 +549,8 @@ def _launch(p: _Pass, pipeline: WaitingPipeline, entry: Entry) -> None:
             ready = [s for s in ready if s not in newly_dropped]
     if newly_dropped:
         entry.dropped.update(newly_dropped)
-        for wait in pipeline.waits.values():
-            steps = [s for s in newly_dropped if wait.step in pipeline.after.get(s, ())]
+        for wait in pipeline.waits.values():  # (a failed wait's own observation already names its steps)
+            steps = [s for s in newly_dropped if wait.step in pipeline.after.get(s, ()) and s not in behind_failed]
             if steps:
                 text = "; ".join(f"{s}: {newly_dropped[s]}" for s in steps)
                 p.events.append(
@@ -814,4 +813,44 @@ def wait_definitions(project: Project, settings: Settings, environ: Any = None) 
     alert_index = AlertIndex.from_project(project, settings.env, alert_settings.ui_url)
     airflow = AirflowWaits(airflow_settings) if airflow_settings is not None else None
     sensor_def = wait_sensor(index, alert_index, airflow, sensor_interval(index, environ), alert_settings.ui_url)
-    return Definitions(sensors=[sensor_def])
+    return Definitions(sensors=[sensor_def], asset_checks=wait_checks(index))
+
+
+def wait_checks(index: WaitIndex) -> list:
+    """A check `wait_satisfied` on each wait's asset, partitioned as the asset: the sensor records
+    it (passed when satisfied, failed at timeout), which is how the UI shows a wait failed for a
+    partition (Dagster OSS stores no failed-materialization event for an external asset). One
+    op per distinct partitions definition; executing it by hand only says so."""
+    import warnings
+
+    from dagster import AssetCheckSpec, Failure, multi_asset_check
+
+    groups: dict[Any, list[tuple[WaitingPipeline, Wait]]] = {}
+    for pipeline in index.pipelines.values():
+        for wait in pipeline.waits.values():
+            groups.setdefault(pipeline.partitions_def, []).append((pipeline, wait))
+    checks = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # partitioned asset checks are a preview feature in Dagster 1.13
+        for n, (partitions_def, waits) in enumerate(groups.items()):
+            specs = [
+                AssetCheckSpec(
+                    WAIT_CHECK_NAME,
+                    asset=wait.key,
+                    partitions_def=partitions_def,
+                    description=f"Passed: the wait was satisfied for the partition; failed: it timed out. "
+                    f"Recorded by the {WAIT_SENSOR_NAME} sensor.",
+                )
+                for _, wait in waits
+            ]
+
+            def not_executable(context):
+                raise Failure(
+                    description=f"{WAIT_CHECK_NAME} is recorded by the {WAIT_SENSOR_NAME} sensor; it does not run",
+                    allow_retries=False,
+                )
+
+            checks.append(
+                multi_asset_check(specs=specs, can_subset=True, name=f"ml_pipelines_wait_checks_{n}")(not_executable)
+            )
+    return checks
