@@ -16,6 +16,7 @@ from dagster._core.test_utils import freeze_time
 from ml_pipelines.alerts.messages import Alert
 from ml_pipelines.alerts.notifier import Delivery, Notifier, Route
 from ml_pipelines.waits.sensor import WAIT_SENSOR_NAME
+from tests.alerts.conftest import fake_slack  # noqa: F401 - the fake Slack Web API fixture, for the daemon test
 from tests.factory.conftest import build_defs
 
 SCRIPTS = {
