@@ -45,9 +45,9 @@ from urllib.parse import quote
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckSeverity,
+    AssetKey,
     AssetMaterialization,
     AssetObservation,
-    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultScheduleStatus,
@@ -69,7 +69,7 @@ from ml_pipelines.factory.assets import PIPELINE_TAG
 from ml_pipelines.factory.schedules import IMPLICIT_ASSET_JOB
 from ml_pipelines.waits.airflow import AirflowError, AirflowQuery, AirflowWaits, airflow_settings_from_env
 from ml_pipelines.waits.index import Wait, WaitIndex, WaitingPipeline, awaited_partition, logical_date
-from ml_pipelines.waits.states import asset_state, combined_state, describe_state
+from ml_pipelines.waits.states import asset_states, combined_state, describe_state, latest_attempt_ids
 
 if TYPE_CHECKING:
     from ml_pipelines.alerts.notifier import Notifier
@@ -347,7 +347,7 @@ def _check_due(p: _Pass) -> None:
     due.sort(key=lambda d: _deadline(d[1], d[0]))
     airflow_due = [d for d in due if d[1].source == AIRFLOW and d[1].problem is None]
     airflow_states, airflow_error = _airflow_states(p, airflow_due)
-    memo: dict[tuple, str | None] = {}
+    memo = _dagster_states(p, [d for d in due if d[1].source != AIRFLOW and d[1].problem is None])
     for entry, wait, state in due:
         if time.monotonic() > p.budget_end:
             p.deferred += 1
@@ -410,6 +410,21 @@ def _airflow_states(p: _Pass, due: list) -> tuple[dict[AirflowQuery, str | None]
         return {}, f"{type(exc).__name__}: {exc}"
 
 
+def _dagster_states(p: _Pass, due: list) -> dict[tuple, str | None]:
+    """The awaited states of the due waits on this Dagster instance, read in batches."""
+    wanted: dict[tuple, str | None] = {}
+    for entry, wait, _ in due:
+        pipeline = p.index.pipelines[entry.pipeline_id]
+        try:
+            partition, _ = awaited_partition(wait, pipeline.partitions_def, entry.partition)
+        except ValueError:
+            continue
+        ops = wait.awaited_ops if wait.source == THIS and wait.awaited_ops else (None,) * len(wait.awaited)
+        for key, op in zip(wait.awaited, ops, strict=True):
+            wanted.setdefault((key, partition), op)
+    return asset_states(p.instance, wanted) if wanted else {}
+
+
 def _seen(
     p: _Pass,
     pipeline: WaitingPipeline,
@@ -432,13 +447,7 @@ def _seen(
         partition, detail = awaited_partition(wait, pipeline.partitions_def, entry.partition)
     except ValueError as exc:
         return f"cannot check: {exc}", ""
-    states = []
-    ops = wait.awaited_ops or (None,) * len(wait.awaited)
-    for key, op in zip(wait.awaited, ops, strict=True):
-        memo_key = (key, partition)
-        if memo_key not in memo:
-            memo[memo_key] = asset_state(p.instance, key, partition, op if wait.source == THIS else None)
-        states.append(memo[memo_key])
+    states = [memo[(key, partition)] for key in wait.awaited]
     state = states[0] if len(states) == 1 else combined_state(states)
     return state, f"partition {detail}" if partition is not None else detail
 
@@ -504,43 +513,133 @@ def _check_result(wait: Wait, entry: Entry, passed: bool, description: str, meta
 
 
 def _launch_ready(p: _Pass) -> None:
+    plans = []
     for key, entry in list(p.cursor.open.items()):
         pipeline = p.index.pipelines.get(entry.pipeline_id)
         if pipeline is None:  # the pipeline's waits were removed from its config
             del p.cursor.open[key]
             continue
-        if len(p.run_requests) < MAX_LAUNCHES_PER_TICK:
-            _launch(p, pipeline, entry)
+        plans.append(_Plan.of(pipeline, entry))
+    facts = _Facts.read(p, [plan for plan in plans if plan.ready and plan.wanted])
+    for plan in plans:
+        entry, pipeline = plan.entry, plan.pipeline
+        if plan.ready and len(p.run_requests) >= MAX_LAUNCHES_PER_TICK:
+            plan.ready = []  # next tick
+        _launch(p, plan, facts)
         resolved = all(w.status != WAITING for w in entry.waits.values())
         settled = all(s in entry.launched or s in entry.dropped for s in pipeline.after)
         if resolved and settled:
-            del p.cursor.open[key]
-            p.cursor.done[key] = p.now
+            del p.cursor.open[entry.key]
+            p.cursor.done[entry.key] = p.now
 
 
-def _launch(p: _Pass, pipeline: WaitingPipeline, entry: Entry) -> None:
-    failed = {s for s, w in entry.waits.items() if w.status == FAILED}
-    satisfied = {s for s, w in entry.waits.items() if w.status == SATISFIED}
-    newly_dropped: dict[str, str] = {}
-    for step, waits in pipeline.after.items():
-        if step not in entry.launched and step not in entry.dropped and waits & failed:
-            newly_dropped[step] = f"wait {', '.join(sorted(waits & failed))} failed"
-    behind_failed = set(newly_dropped)
-    ready = [
-        s
-        for s in pipeline.order
-        if s in pipeline.after and s not in entry.launched and s not in entry.dropped and s not in newly_dropped
-        and pipeline.after[s] <= satisfied
-    ]  # fmt: skip
-    if ready:
+@dataclass
+class _Plan:
+    """What may run for one open partition: the steps whose waits are all satisfied, what they
+    need from outside their run, and the steps that will not run (behind a failed wait)."""
+
+    pipeline: WaitingPipeline
+    entry: Entry
+    ready: list[str]
+    needs: dict[str, set[str]]
+    dropped: dict[str, str]
+
+    @property
+    def wanted(self) -> set[str]:
+        return set().union(*self.needs.values()) if self.needs else set()
+
+    @classmethod
+    def of(cls, pipeline: WaitingPipeline, entry: Entry) -> _Plan:
+        failed = {s for s, w in entry.waits.items() if w.status == FAILED}
+        satisfied = {s for s, w in entry.waits.items() if w.status == SATISFIED}
+        dropped: dict[str, str] = {}
+        for step, waits in pipeline.after.items():
+            if step not in entry.launched and step not in entry.dropped and waits & failed:
+                dropped[step] = f"wait {', '.join(sorted(waits & failed))} failed"
+        ready = [
+            s
+            for s in pipeline.order
+            if s in pipeline.after and s not in entry.launched and s not in entry.dropped and s not in dropped
+            and pipeline.after[s] <= satisfied
+        ]  # fmt: skip
         needs = {s: _needs(pipeline, s, set(ready)) for s in ready}
-        wanted = set().union(*needs.values())
-        done = _materialized(p, pipeline, entry, wanted) if wanted else {}
+        return cls(pipeline, entry, ready, needs, dropped)
+
+
+@dataclass
+class _Facts:
+    """What the launches of one tick need to know of the instance, read in a few queries:
+    the pipelines' runs in progress and created since their ticks (by partition), and which
+    needed steps materialized."""
+
+    in_progress: set[tuple[str, str]] = field(default_factory=set)
+    created: dict[tuple[str, str], float] = field(default_factory=dict)  # latest run creation
+    partitioned: dict[tuple, bool] = field(default_factory=dict)  # (key, partition) -> materialized
+    unpartitioned: dict[AssetKey, float] = field(default_factory=dict)  # key -> last materialization time
+
+    @classmethod
+    def read(cls, p: _Pass, plans: list[_Plan]) -> _Facts:
+        facts = cls()
+        if not plans:
+            return facts
+        pids = sorted({plan.pipeline.pipeline_id for plan in plans})
+        partition_of = lambda record: record.dagster_run.tags.get(PARTITION_NAME_TAG, "")  # noqa: E731
+        for record in p.instance.get_run_records(RunsFilter(tags={PIPELINE_TAG: pids}, statuses=IN_PROGRESS)):
+            facts.in_progress.add((record.dagster_run.tags.get(PIPELINE_TAG, ""), partition_of(record)))
+        since = datetime.fromtimestamp(min(plan.entry.tick for plan in plans) - 1, timezone.utc)
+        for record in p.instance.get_run_records(RunsFilter(tags={PIPELINE_TAG: pids}, created_after=since)):
+            where = (record.dagster_run.tags.get(PIPELINE_TAG, ""), partition_of(record))
+            facts.created[where] = max(facts.created.get(where, 0.0), record.create_timestamp.timestamp())
+        pairs, keys = set(), set()
+        for plan in plans:
+            for step in plan.wanted:
+                if step in plan.pipeline.partitioned:
+                    pairs.add((plan.pipeline.key(step), plan.entry.partition))
+                else:
+                    keys.add(plan.pipeline.key(step))
+        ids = latest_attempt_ids(p.instance, pairs) if pairs else {}
+        facts.partitioned = {pair: materialized is not None for pair, (materialized, _) in ids.items()}
+        for record in p.instance.get_asset_records(sorted(keys, key=lambda k: k.to_string())) if keys else []:
+            last = record.asset_entry.last_materialization
+            if last is not None:
+                facts.unpartitioned[record.asset_entry.asset_key] = last.timestamp
+        return facts
+
+    def materialized(self, plan: _Plan, now: float) -> dict[str, bool] | None:
+        """Which needed steps materialized for the partition (an unpartitioned one: since the
+        tick); None while a run of the pipeline for the partition is in progress, or while the
+        tick's run may still appear."""
+        pipeline, entry = plan.pipeline, plan.entry
+        where = (pipeline.pipeline_id, entry.partition)
+        if where in self.in_progress:
+            return None
+        done = {}
+        for step in plan.wanted:
+            key = pipeline.key(step)
+            if step in pipeline.partitioned:
+                done[step] = self.partitioned.get((key, entry.partition), False)
+            else:
+                done[step] = self.unpartitioned.get(key, 0.0) >= entry.tick
+        if all(done.values()):
+            return done
+        ran = self.created.get(where, 0.0) >= entry.tick - 1
+        if not ran and now - entry.tick < BEFORE_GRACE_SECONDS:
+            return None  # the tick's run has not been created yet
+        return done
+
+
+def _launch(p: _Pass, plan: _Plan, facts: _Facts) -> None:
+    pipeline, entry = plan.pipeline, plan.entry
+    newly_dropped = dict(plan.dropped)
+    behind_failed = set(newly_dropped)
+    ready = plan.ready
+    if ready and plan.wanted:
+        done = facts.materialized(plan, p.now)
         if done is None:  # the tick's run is not over yet
             ready = []
         else:
             for step in ready:  # in order: a step after a dropped one in the same run is dropped too
-                missing = sorted(n for n in needs[step] if not done.get(n))
+                missing = sorted(n for n in plan.needs[step] if not done.get(n))
                 behind = [u for u in _upstream_in(pipeline, step, set(ready)) if u in newly_dropped]
                 if missing:
                     newly_dropped[step] = f"{', '.join(missing)} did not materialize for {entry.partition}"
@@ -603,34 +702,6 @@ def _needs(pipeline: WaitingPipeline, step: str, ready: set[str]) -> set[str]:
         elif up not in ready:
             found.add(up)
     return found
-
-
-def _materialized(p: _Pass, pipeline: WaitingPipeline, entry: Entry, steps: set[str]) -> dict[str, bool] | None:
-    """Which of `steps` materialized for the partition (an unpartitioned step: since the tick);
-    None while a run of the pipeline for the partition is in progress, or while the tick's run
-    may still appear."""
-    tags = {PIPELINE_TAG: pipeline.pipeline_id, PARTITION_NAME_TAG: entry.partition}
-    if p.instance.get_run_records(RunsFilter(tags=tags, statuses=IN_PROGRESS), limit=1):
-        return None
-    done = {}
-    for step in steps:
-        key = pipeline.key(step)
-        if step in pipeline.partitioned:
-            done[step] = bool(
-                p.instance.get_latest_storage_id_by_partition(
-                    key, DagsterEventType.ASSET_MATERIALIZATION, partitions={entry.partition}
-                ).get(entry.partition)
-            )
-        else:
-            event = p.instance.get_latest_materialization_event(key)
-            done[step] = event is not None and event.timestamp >= entry.tick
-    if all(done.values()):
-        return done
-    if p.now - entry.tick < BEFORE_GRACE_SECONDS:
-        created_after = datetime.fromtimestamp(entry.tick - 1, timezone.utc)
-        if not p.instance.get_run_records(RunsFilter(tags=tags, created_after=created_after), limit=1):
-            return None  # the tick's run has not been created yet
-    return done
 
 
 def _summary(p: _Pass) -> str:

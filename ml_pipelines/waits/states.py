@@ -24,14 +24,93 @@ succeeded (or were skipped), none when none was attempted, else `running`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 SUCCESS, FAILED, RUNNING = "success", "failed", "running"
+KEYS_PER_QUERY = 200  # asset keys per batched event-log query
 QUEUED, SKIPPED, UPSTREAM_FAILED = "queued", "skipped", "upstream_failed"
 WAITING_RUN_STATUSES = {DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING}
 STEP_STARTED = {DagsterEventType.STEP_START, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY}
+
+
+def latest_attempt_ids(
+    instance: DagsterInstance, pairs: Iterable[tuple[AssetKey, str]]
+) -> dict[tuple[AssetKey, str], tuple[int | None, int | None]]:
+    """For each (asset key, partition): the storage ids of its latest materialization and of its
+    latest planned materialization (None when there is none), after the asset's last wipe.
+
+    What `get_latest_storage_id_by_partition` answers for one key and event type, for many
+    keys and both event types in one grouped query per KEYS_PER_QUERY keys (on SQLite, LOCAL's
+    storage, a query per key costs about 5 ms: 1,000 waits would cost 10 s a pass)."""
+    import sqlalchemy as db
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable as T  # noqa: N817
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+    from dagster._core.storage.sqlalchemy_compat import db_fetch_mappings, db_select
+
+    pairs = set(pairs)
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqlEventLogStorage):  # another storage: its own per-key queries
+        return {pair: _ids_one_by_one(instance, *pair) for pair in pairs}
+    by_key: dict[AssetKey, set[str]] = {}
+    for key, partition in pairs:
+        by_key.setdefault(key, set()).add(partition)
+    keys = sorted(by_key, key=lambda k: k.to_string())
+    types = {DagsterEventType.ASSET_MATERIALIZATION.value: 0, DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value: 1}
+    found: dict[tuple[AssetKey, str], list[int | None]] = {pair: [None, None] for pair in pairs}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        partitions = sorted(set().union(*(by_key[k] for k in chunk)))
+        query = db_select(
+            [T.c.asset_key, T.c.partition, T.c.dagster_event_type, db.func.max(T.c.id).label("id")]
+        ).where(
+            db.and_(
+                T.c.asset_key.in_([k.to_string() for k in chunk]),
+                T.c.partition.in_(partitions),
+                T.c.dagster_event_type.in_(list(types)),
+            )
+        )
+        query = storage._add_assets_wipe_filter_to_query(query, storage._get_assets_details(chunk), chunk)  # noqa: SLF001
+        query = query.group_by(T.c.asset_key, T.c.partition, T.c.dagster_event_type)
+        with storage.index_connection() as conn:
+            rows = db_fetch_mappings(conn, query)
+        for row in rows:
+            pair = (AssetKey.from_db_string(row["asset_key"]), row["partition"])
+            if pair in found:
+                found[pair][types[row["dagster_event_type"]]] = row["id"]
+    return {pair: (ids[0], ids[1]) for pair, ids in found.items()}
+
+
+def _ids_one_by_one(instance: DagsterInstance, key: AssetKey, partition: str) -> tuple[int | None, int | None]:
+    return tuple(  # type: ignore[return-value]
+        instance.get_latest_storage_id_by_partition(key, event_type, partitions={partition}).get(partition)
+        for event_type in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    )
+
+
+def asset_states(
+    instance: DagsterInstance, wanted: Mapping[tuple[AssetKey, str | None], str | None]
+) -> dict[tuple[AssetKey, str | None], str | None]:
+    """`asset_state` of many (key, partition) pairs (value: the op, when known), the event log
+    read in batches; an attempt that did not end in a materialization costs its own queries."""
+    partitioned = [pair for pair in wanted if pair[1] is not None]
+    ids = latest_attempt_ids(instance, partitioned)  # type: ignore[arg-type]
+    states: dict[tuple[AssetKey, str | None], str | None] = {}
+    for pair, op_name in wanted.items():
+        key, partition = pair
+        if partition is None:
+            states[pair] = _unpartitioned_state(instance, key, op_name)
+            continue
+        materialized, planned = ids[(key, partition)]
+        if materialized is not None and (planned is None or materialized > planned):
+            states[pair] = SUCCESS
+        elif planned is None:
+            states[pair] = None
+        else:
+            info = instance.get_latest_planned_materialization_info(key, partition)
+            states[pair] = None if info is None else _attempt_state(instance, key, partition, info.run_id, op_name)
+    return states
 
 
 def asset_state(
