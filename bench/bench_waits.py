@@ -19,7 +19,10 @@ how long a satisfied wait takes to launch the steps after it.
    the delay from each materialization to the creation of the run the sensor launches is
    measured (goal: <= poke_interval + 30 s).
 
-Usage: python bench/bench_waits.py [--pipelines 1000] [--repeat 5] [--days 7] [--delay 6 --poke 10]
+3. `--automation`: for comparison, one evaluation of declarative automation's conditions on
+   the same location (`AutomationCondition.eager()` on each step after a wait), three times.
+
+Usage: python bench/bench_waits.py [--pipelines 1000] [--repeat 5] [--days 7] [--delay 6 --poke 10] [--automation]
 """
 
 from __future__ import annotations
@@ -238,6 +241,47 @@ def bench_delay(samples: int, poke: int) -> None:
             instance.dispose()
 
 
+def bench_automation(count: int, repeat: int) -> None:
+    """For comparison: declarative automation instead of the sensor's launches. The same
+    location with `AutomationCondition.eager()` on each step after the wait; one evaluation
+    of every condition is what the automation sensor does each tick."""
+    from dagster import AutomationCondition, evaluate_automation_conditions
+
+    from tests.factory.conftest import build_defs
+
+    after = {"sagemaker_notebook_job_processing_script", "glue_job_processing_script", "python_script_check",
+             "write_to_snowflake"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root = aligned_project(tmp / "project", count)
+        first = root / "model_configs" / "bench_0000.yml"  # generate.py's waits form a ring: DA refuses cycles
+        first.write_text(
+            first.read_text().replace(
+                f'external_dag_id: "bench_p{count - 1:04d}_Daily"', 'external_dag_id: "elsewhere"'
+            )
+        )
+        defs = build_defs(root, tmp / "home")
+
+        def eager(spec):
+            if spec.key.path[-1] in after:
+                return spec.replace_attributes(automation_condition=AutomationCondition.eager())
+            return spec
+
+        defs = defs.map_asset_specs(func=eager)
+        (tmp / "dagster_home").mkdir()
+        instance = DagsterInstance.local_temp(str(tmp / "dagster_home"))
+        times, cursor = [], None
+        for _ in range(repeat):
+            start = time.perf_counter()
+            cursor = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor).cursor
+            times.append(time.perf_counter() - start)
+        print(
+            f"declarative automation, {count} pipelines: one evaluation of all conditions "
+            f"{', '.join(f'{t:.1f}' for t in times)} s"
+        )
+        instance.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipelines", type=int, default=1000)
@@ -245,8 +289,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--delay", type=int, default=0, help="samples of the daemon delay measurement (0: skip)")
     parser.add_argument("--poke", type=int, default=10)
+    parser.add_argument("--automation", action="store_true", help="also time declarative automation (slow)")
     args = parser.parse_args()
     bench_pass(args.pipelines, args.repeat, args.days)
+    if args.automation:
+        bench_automation(args.pipelines, 3)
     if args.delay:
         bench_delay(args.delay, args.poke)
 

@@ -88,6 +88,7 @@ MAX_LAUNCHES_PER_TICK = 200  # runs requested by one tick; the rest next tick
 BEFORE_GRACE_SECONDS = 600.0  # how long after the tick the tick's own run may take to appear
 DONE_MEMORY_SECONDS = 2 * 86_400  # resolved partitions remembered (not opened again)
 SUMMARY_LISTED = 10  # open waits named in a tick's summary
+MAX_LOAD_WARNINGS = 10  # wait warnings logged one by one when the code location loads (every process loads it)
 LAUNCHED_BY_TAG = "ml_pipelines/launched_after_waits"  # on the runs this sensor launches: the waits
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
@@ -875,8 +876,14 @@ def wait_definitions(project: Project, settings: Settings, environ: Any = None) 
     from ml_pipelines.alerts.sensors import AlertIndex
 
     airflow_settings = airflow_settings_from_env(environ)
-    for warning in wait_warnings(project, airflow_settings is not None):
+    warnings = wait_warnings(project, airflow_settings is not None)
+    for warning in warnings[:MAX_LOAD_WARNINGS]:
         log.warning("%s", warning)
+    if len(warnings) > MAX_LOAD_WARNINGS:
+        log.warning(
+            "and %d more external waits that can never be satisfied as written: run `ml-pipelines validate`",
+            len(warnings) - MAX_LOAD_WARNINGS,
+        )
     index = WaitIndex.from_project(project, settings.env, airflow_settings is not None)
     if not index.pipelines:
         return Definitions()

@@ -84,3 +84,23 @@ def test_the_example_project_validates_without_warnings():
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["--project-dir", str(REPO), "validate"], out=out, err=err) == 0
     assert out.getvalue() == ""
+
+
+def test_the_load_logs_at_most_ten_wait_warnings(tmp_path, caplog):
+    """Every Dagster process loads the code location: a project full of unsatisfiable waits
+    must not flood each one's log."""
+    waits = "".join(
+        f"      - name: wait_{n}\n        type: ExternalTaskSensor\n"
+        f"        external_dag_details: {{external_dag_id: nowhere_{n}, external_task_id: t}}\n"
+        for n in range(12)
+    )
+    config = (
+        "dags:\n  sagemaker:\n    domain: t\n    sub_domain: many\n    action: Daily\n"
+        '    default_args: {owner: "T", start_date: "2024-1-1"}\n    schedule_interval: "0 6 * * *"\n'
+        f"    tasks:\n{waits}"
+    )
+    root = write_project(tmp_path, extra={"many.yml": config})
+    with caplog.at_level(logging.WARNING, logger="ml_pipelines.waits"):
+        location(root)
+    lines = [r.getMessage() for r in caplog.records if r.name == "ml_pipelines.waits"]
+    assert len(lines) == 11 and lines[-1].startswith("and 2 more external waits")
