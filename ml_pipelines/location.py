@@ -39,6 +39,6 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     resources = build_resources(settings, stages, kinds)
     defs = build_definitions(project, settings, resources, build_executor(settings, module))
     defs = Definitions.merge(defs, alert_definitions(project, settings))  # one alert sensor (ml_pipelines/alerts)
-    defs = Definitions.merge(defs, wait_definitions(project, settings))  # one waits sensor (ml_pipelines/waits)
+    defs = Definitions.merge(defs, wait_definitions(project, settings, defs))  # one waits sensor (ml_pipelines/waits)
     session.save()
     return defs

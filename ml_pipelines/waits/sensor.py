@@ -48,6 +48,7 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetObservation,
+    AssetSpec,
     DagsterInstance,
     DagsterRunStatus,
     DefaultScheduleStatus,
@@ -868,10 +869,13 @@ def sensor_interval(index: WaitIndex, environ: Any = None) -> int:
     return int(max(MIN_INTERVAL_SECONDS, min(DEFAULT_INTERVAL_SECONDS, min(pokes))))
 
 
-def wait_definitions(project: Project, settings: Settings, environ: Any = None) -> Definitions:
-    """The waits sensor of `project` (merged into the code location by `location.py`; none when
-    no pipeline with a schedule has a wait). Warns, in the load's log, of waits that can never
-    be satisfied as written."""
+def wait_definitions(
+    project: Project, settings: Settings, built: Definitions | None = None, environ: Any = None
+) -> Definitions:
+    """The waits sensor of `project` and its checks (merged into the code location by
+    `location.py`; nothing when no pipeline with a schedule has a wait). `built`: the factory's
+    definitions; a pipeline that failed to build there (a broken-config asset instead) is left
+    out. Warns, in the load's log, of waits that can never be satisfied as written."""
     from ml_pipelines.alerts.notifier import alert_settings_from_env
     from ml_pipelines.alerts.sensors import AlertIndex
 
@@ -885,6 +889,11 @@ def wait_definitions(project: Project, settings: Settings, environ: Any = None) 
             len(warnings) - MAX_LOAD_WARNINGS,
         )
     index = WaitIndex.from_project(project, settings.env, airflow_settings is not None)
+    if built is not None:  # one config never breaks the location: only the pipelines that built
+        present = {a.key for a in built.assets or () if isinstance(a, AssetSpec)}
+        index.pipelines = {
+            pid: w for pid, w in index.pipelines.items() if all(wait.key in present for wait in w.waits.values())
+        }
     if not index.pipelines:
         return Definitions()
     alert_settings = alert_settings_from_env(environ)
@@ -911,24 +920,31 @@ def wait_checks(index: WaitIndex) -> list:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # partitioned asset checks are a preview feature in Dagster 1.13
         for n, (partitions_def, waits) in enumerate(groups.items()):
-            specs = [
-                AssetCheckSpec(
-                    WAIT_CHECK_NAME,
-                    asset=wait.key,
-                    partitions_def=partitions_def,
-                    description=f"Passed: the wait was satisfied for the partition; failed: it timed out. "
-                    f"Recorded by the {WAIT_SENSOR_NAME} sensor.",
-                )
-                for _, wait in waits
-            ]
+            try:
+                specs = [
+                    AssetCheckSpec(
+                        WAIT_CHECK_NAME,
+                        asset=wait.key,
+                        partitions_def=partitions_def,
+                        description=f"Passed: the wait was satisfied for the partition; failed: it timed out. "
+                        f"Recorded by the {WAIT_SENSOR_NAME} sensor.",
+                    )
+                    for _, wait in waits
+                ]
 
-            def not_executable(context):
-                raise Failure(
-                    description=f"{WAIT_CHECK_NAME} is recorded by the {WAIT_SENSOR_NAME} sensor; it does not run",
-                    allow_retries=False,
-                )
+                def not_executable(context):
+                    raise Failure(
+                        description=f"{WAIT_CHECK_NAME} is recorded by the {WAIT_SENSOR_NAME} sensor; it does not run",
+                        allow_retries=False,
+                    )
 
-            checks.append(
-                multi_asset_check(specs=specs, can_subset=True, name=f"ml_pipelines_wait_checks_{n}")(not_executable)
-            )
+                checks.append(
+                    multi_asset_check(specs=specs, can_subset=True, name=f"ml_pipelines_wait_checks_{n}")(
+                        not_executable
+                    )
+                )
+            except Exception:  # noqa: BLE001 - the waits still work without their checks; never break the location
+                log.error(
+                    "waits: the wait_satisfied checks of %d wait(s) could not be defined", len(waits), exc_info=True
+                )
     return checks

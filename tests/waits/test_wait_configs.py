@@ -104,3 +104,37 @@ def test_the_load_logs_at_most_ten_wait_warnings(tmp_path, caplog):
         location(root)
     lines = [r.getMessage() for r in caplog.records if r.name == "ml_pipelines.waits"]
     assert len(lines) == 11 and lines[-1].startswith("and 2 more external waits")
+
+
+def test_a_pipeline_that_fails_to_build_leaves_the_waits_of_the_others(tmp_path, monkeypatch):
+    """One config never breaks the location: a waiting pipeline whose build fails (a broken-config
+    asset instead of its steps) gets no check and no place in the sensor; the others keep theirs."""
+    from dagster import AssetKey, Definitions
+
+    import ml_pipelines.factory as factory
+    from tests.factory.conftest import build_defs
+
+    build = factory._build_pipeline  # noqa: SLF001
+
+    def failing(pipeline, *args, **kwargs):
+        if pipeline.pipeline_id == "t_down_Daily":
+            raise RuntimeError("a bug while building")
+        return build(pipeline, *args, **kwargs)
+
+    root = write_project(tmp_path / "p", extra={"second.yml": _second_waiting_pipeline()})
+    monkeypatch.setattr(factory, "_build_pipeline", failing)
+    defs = build_defs(root, tmp_path / "home")
+    Definitions.validate_loadable(defs)
+    checks = {key.asset_key for c in defs.asset_checks for key in c.check_keys}
+    assert checks == {AssetKey(["t_second_Daily", "wait_up"])}
+    assert defs.get_sensor_def("ml_pipelines_waits")
+
+
+def _second_waiting_pipeline() -> str:
+    return (
+        "dags:\n  sagemaker:\n    domain: t\n    sub_domain: second\n    action: Daily\n"
+        '    default_args: {owner: "T", start_date: "2024-1-1"}\n    schedule_interval: "0 6 * * *"\n'
+        "    tasks:\n      - name: wait_up\n        type: ExternalTaskSensor\n"
+        f"        external_dag_details: {{external_dag_id: {UP}, external_task_id: python_script_a}}\n"
+        "      - {name: python_script_b, script_loc: common, script_name: echo, upstream_task_name: wait_up}\n"
+    )
