@@ -45,14 +45,15 @@ def delayed(tmp_path_factory):
 
 
 def _events(instance, key, event_type, partition=PARTITION):
-    from dagster import EventRecordsFilter
+    """The asset's materializations or observations for the partition, oldest first."""
+    from dagster import AssetRecordsFilter
 
-    return [
-        r.event_log_entry
-        for r in instance.get_event_records(
-            EventRecordsFilter(event_type, asset_key=key, asset_partitions=[partition]), ascending=True
-        )
-    ]
+    records_filter = AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
+    fetch = {
+        DagsterEventType.ASSET_OBSERVATION: instance.fetch_observations,
+        DagsterEventType.ASSET_MATERIALIZATION: instance.fetch_materializations,
+    }[event_type]
+    return [r.event_log_entry for r in fetch(records_filter, limit=100, ascending=True).records]
 
 
 def _check_history(instance):
