@@ -86,6 +86,8 @@ WAITING, SATISFIED, FAILED = "waiting", "satisfied", "failed"
 DEFAULT_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS = 30, 5
 TICK_BUDGET_SECONDS = 40.0  # checks stop after this long (Dagster stops a tick at 60 s); the rest next tick
 MAX_LAUNCHES_PER_TICK = 200  # runs requested by one tick; the rest next tick
+# Asset events one tick hands the daemon (it writes each: about 10 ms on SQLite); checks stop there, the rest next tick
+MAX_EVENTS_PER_TICK = 1_000
 BEFORE_GRACE_SECONDS = 600.0  # how long after the tick the tick's own run may take to appear
 DONE_MEMORY_SECONDS = 2 * 86_400  # resolved partitions remembered (not opened again)
 SUMMARY_LISTED = 10  # open waits named in a tick's summary
@@ -351,7 +353,7 @@ def _check_due(p: _Pass) -> None:
     airflow_states, airflow_error = _airflow_states(p, airflow_due)
     memo = _dagster_states(p, [d for d in due if d[1].source != AIRFLOW and d[1].problem is None])
     for entry, wait, state in due:
-        if time.monotonic() > p.budget_end:
+        if time.monotonic() > p.budget_end or len(p.events) >= MAX_EVENTS_PER_TICK:
             p.deferred += 1
             continue
         p.checked += 1

@@ -300,3 +300,19 @@ def test_a_run_by_hand_is_not_gated(plain, instance):
     result = waits.materialize(AFTER, PARTITION)  # the wait's upstream never materialized
     assert result.success
     assert PARTITION in instance.get_materialized_partitions(AFTER)
+
+
+def test_a_tick_hands_the_daemon_a_bounded_number_of_events(plain, instance, monkeypatch):
+    """The daemon writes each asset event a tick returns: past MAX_EVENTS_PER_TICK the checks
+    wait for the next tick."""
+    import ml_pipelines.waits.sensor as sensor_module
+
+    waits = Waits(plain, instance)
+    waits.start()
+    assert waits.materialize(A, PARTITION).success
+    monkeypatch.setattr(sensor_module, "MAX_EVENTS_PER_TICK", 1)  # the opening observation fills it
+    data = waits.tick(TICK + timedelta(seconds=10))
+    assert "1 checks deferred to the next tick" in data.skip_message and len(data.asset_events) == 1
+    monkeypatch.setattr(sensor_module, "MAX_EVENTS_PER_TICK", 1_000)
+    waits.tick(TICK + timedelta(seconds=20))
+    assert instance.get_materialized_partitions(WAIT_KEY) == {PARTITION}
