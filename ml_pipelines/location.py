@@ -18,6 +18,7 @@ from ml_pipelines.config.variables import VariablesError
 from ml_pipelines.environment import Settings, build_executor, build_resources
 from ml_pipelines.factory import build_definitions
 from ml_pipelines.factory.pools import run_limits_definitions
+from ml_pipelines.waits.sensor import wait_definitions
 
 
 def build_code_location(settings: Settings, module: str) -> Definitions:
@@ -40,5 +41,6 @@ def build_code_location(settings: Settings, module: str) -> Definitions:
     defs = build_definitions(project, settings, resources, build_executor(settings, module))
     defs = Definitions.merge(defs, alert_definitions(project, settings))  # one alert sensor (ml_pipelines/alerts)
     defs = Definitions.merge(defs, run_limits_definitions(project))  # max_active_runs as pool limits
+    defs = Definitions.merge(defs, wait_definitions(project, settings, defs))  # one waits sensor (ml_pipelines/waits)
     session.save()
     return defs

@@ -30,8 +30,8 @@ class Alert:
     kind: AlertKind
     env: str  # LOCAL, DEV, BETA or PROD
     pipeline_id: str
-    run_id: str
-    run_url: str
+    run_id: str  # "" for an alert of no run (an external wait that timed out)
+    run_url: str  # the run's page, or the page that shows what the alert is about
     partition: str | None  # None: the run has no partition
     steps: tuple[str, ...] = ()  # success: the pipeline's steps in the run; else the failed ones
     errors: tuple[StepError, ...] = ()  # retry: the attempt's error; failure: each failed step's
@@ -98,7 +98,7 @@ def plain_text(alert: Alert) -> str:
         "Partition": alert.partition_text,
         "Steps" if alert.kind is AlertKind.SUCCESS else "Step": alert.step_text,
         "Environment": alert.env,
-        "Run": alert.run_url,
+        "Run" if alert.run_id else "Details": alert.run_url,  # no run: a wait that timed out (ml_pipelines/waits)
     }
     lines = [alert.headline, "", *(f"{name + ':':<13}{value}" for name, value in facts.items())]
     for error in alert.errors:
@@ -126,5 +126,5 @@ def slack_text(alert: Alert) -> str:
     for error in alert.errors:
         body = _slack_escape(error.error).replace("```", "'''")
         lines.append(f"`{error.step}`:\n```{body}```")
-    lines.append(f"<{alert.run_url}|Run {alert.run_id[:8]}>")
+    lines.append(f"<{alert.run_url}|{f'Run {alert.run_id[:8]}' if alert.run_id else 'Details'}>")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ml_pipelines.config import values
@@ -341,6 +342,38 @@ class ExternalDagDetails(Model):
     execution_delta: Annotated[Delta, BeforeValidator(lambda v: 0 if _optional(v) is None else v)] = Field(
         default_factory=timedelta, description="How far back the awaited logical date lies."
     )
+    # Not in the old format: where the awaited pipeline runs (ml_pipelines/waits).
+    source: Annotated[Literal["this", "dagster", "airflow"] | None, BeforeValidator(lambda v: _lower(_optional(v)))] = (
+        Field(
+            None,
+            description=(
+                "this: a pipeline of this code location; dagster: an asset of another code location of the same "
+                "Dagster instance; airflow: a DAG of the Airflow at ML_PIPELINES_AIRFLOW_URL. Default: this when "
+                "external_dag_id is one of this project's pipelines, else airflow when ML_PIPELINES_AIRFLOW_URL is set."
+            ),
+        )
+    )
+    asset_keys: Annotated[list[str], BeforeValidator(_list_of_names)] = Field(
+        default_factory=list,
+        description="source dagster: the awaited assets' keys ('prefix/name'); default external_dag_id/external_task_id.",
+    )
+
+    @field_validator("asset_keys")
+    @classmethod
+    def _asset_keys(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        keys = [k.strip().strip("/") for k in v if k and k.strip().strip("/")]
+        if keys and info.data.get("source") != "dagster":
+            raise ValueError("asset_keys is for source: dagster (the awaited assets of another code location)")
+        return keys
+
+    @model_validator(mode="after")
+    def _whole_pipeline_elsewhere(self) -> ExternalDagDetails:
+        if self.source == "dagster" and not self.external_task_id and not self.asset_keys:
+            raise ValueError(
+                "source: dagster with external_task_id None needs asset_keys: the awaited pipeline's last steps "
+                "(another code location's steps are not known here)"
+            )
+        return self
 
 
 class ExternalWaitStep(StepBase):

@@ -17,6 +17,7 @@ from dagster import AssetKey, Definitions, ExecutorDefinition, JobDefinition, Sc
 from ml_pipelines.config.errors import ConfigError
 from ml_pipelines.config.loader import LoadedPipeline, Project
 from ml_pipelines.config.session import LoadSession
+from ml_pipelines.config.waits import steps_after_waits
 from ml_pipelines.factory.assets import is_time_partitioned, pipeline_definitions, sink_keys, step_key
 from ml_pipelines.factory.broken import broken_config_asset, broken_config_names
 from ml_pipelines.factory.jobs import pipeline_job
@@ -166,7 +167,9 @@ def _build_pipeline(
         return built, job, None
     partitions_def = pipeline_partitions(config)
     pid = config.pipeline_id
-    keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).runnable]
+    # Steps after an external wait are launched by the waits sensor, not at the tick (ml_pipelines/waits).
+    after_waits = steps_after_waits(config)
+    keys = [step_key(pid, t.name) for t in config.tasks if spec_of(t).runnable and t.name not in after_waits]
     # A partition is done when the pipeline's last time-partitioned steps have it.
     own_sinks = sinks.get(pid, [])
     done_keys = [

@@ -56,6 +56,9 @@ def pipeline_schedule(
     tags = run_tags(pipeline)
 
     def evaluate(context: ScheduleEvaluationContext):
+        if not keys:  # every step is after an external wait: the waits sensor launches them
+            yield SkipReason(f"{pid}: every step waits on an external wait (launched by ml_pipelines_waits)")
+            return
         if partitions_def is None:
             yield RunRequest(asset_selection=keys, tags=tags)
             return
