@@ -89,7 +89,7 @@ def test_the_daemon_opens_waits_launches_after_them_and_fails_them(tmp_path, fak
     project = write_project(tmp_path)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config = yaml.safe_load((REPO / "ml_pipelines" / "instance" / "dagster.yaml").read_text())
     config["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))  # created before the daemon starts
