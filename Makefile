@@ -23,6 +23,7 @@ help:
 	@echo "make check-defs   load the code location as Dagster does (dg check defs)"
 	@echo "make list         list the pipelines and their steps"
 	@echo "make aws-sandbox  moto + fakesnow standing in for DEV on 127.0.0.1 (then: source .ml_pipelines/aws-sandbox.env)"
+	@echo "make screenshots  the README's screenshots (docs/images), by the browser test's walkthrough (needs Chromium)"
 	@echo "make reset-local  delete LOCAL state (.ml_pipelines/: storage mirror, envs, warehouse, Dagster runs)"
 
 $(VPY):
@@ -68,3 +69,7 @@ reset-local:
 # (tests/aws/sandbox.py). Another terminal: `source .ml_pipelines/aws-sandbox.env`.
 aws-sandbox: $(STAMP)
 	$(VPY) -m tests.aws.sandbox
+
+# The README's screenshots, taken by the browser test's walkthrough (tests/ui/browser.py).
+screenshots: $(STAMP)
+	$(VPY) -m tests.ui.browser --shots docs/images

@@ -32,6 +32,7 @@ CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/b
 PIPELINE = "max_ds_ContentForecastDaily"
 PARTITION = "2024-01-05"
 NOTEBOOK_ASSET = f"{PIPELINE} / sagemaker_notebook_job_processing_script"
+NOTEBOOK_TITLE = "Content forecast V1: moving average"  # the notebook's first heading
 DEV_BUCKET = "datascience-ml-pipelines-dev"  # LOCAL mirrors the DEV bucket
 FEATURES = "viewership/features/daily_title_features"
 
@@ -75,7 +76,9 @@ def _reset_signals() -> None:
 def dagster_dev(root: Path) -> Iterator[str]:
     """`dg dev` on the example project, as `make dev` starts it, with its state under `root`;
     yields the UI URL."""
-    home = root / "home"
+    # The webserver shows notebooks only from under the folder it runs in (the repo): LOCAL's
+    # state goes to a folder of its own in the repo's .ml_pipelines/ (git-ignored), removed after.
+    home = REPO / ".ml_pipelines" / f"ui-{root.name}"
     seed_features(home / "storage")
     dagster_home = root / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -115,6 +118,7 @@ def dagster_dev(root: Path) -> Iterator[str]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class Walk:
@@ -140,7 +144,8 @@ class Walk:
     def link(self, name: str) -> Any:
         """The first link named `name` (its accessible name may start with an icon's or a
         shortened form of the name)."""
-        return self.page.get_by_role("link", name=re.compile(rf"(^|\s){re.escape(name)}$")).first
+        pattern = re.escape(name).replace("\\ ", " ").replace("/", "[/]")  # what Playwright's parser accepts
+        return self.page.get_by_role("link", name=re.compile(rf"(^|\s){pattern}$")).first
 
     def sidebar(self, name: str) -> None:
         self.link(name).click()
@@ -168,28 +173,24 @@ class Walk:
         dialog.wait_for(state="hidden")  # the run is launched
 
     def wait_for_run(self, pipeline: str, timeout_s: float = 240) -> str:
-        """Step 4: Runs -> the pipeline's run, until it ends; returns its status text."""
+        """Step 4: Runs, until the newest run (this instance's only one) ends; its status."""
         page = self.page
         self.sidebar("Runs")
+        self.link(pipeline).wait_for()  # the Target column names the pipeline's job
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            row = self.run_row(pipeline)
-            text = row.inner_text() if row.count() else ""
             for status in ("Success", "Failure", "Canceled"):
-                if status in text:
+                if page.get_by_text(status, exact=True).count():
                     return status
             time.sleep(2)
             page.reload(wait_until="networkidle")
         self.shot("runs-timeout")
-        raise TimeoutError(f"the run of {pipeline} did not end in {timeout_s} s: {text!r}")
+        raise TimeoutError(f"the run of {pipeline} did not end in {timeout_s} s")
 
-    def run_row(self, pipeline: str) -> Any:
-        """The newest run in the runs list, when its target is `pipeline`'s job (the Target
-        cell shortens the name: its link's title holds it whole)."""
-        return self.page.locator("tbody tr").first.filter(has=self.page.get_by_text(pipeline[:20]))
-
-    def open_run(self, pipeline: str) -> None:
-        self.run_row(pipeline).get_by_role("link").first.click()
+    def open_run(self) -> None:
+        """The newest run's page (its ID, the first 8 characters of the run id, is a link)."""
+        self.page.get_by_role("link", name=re.compile(r"(^|\s)[0-9a-f]{8}$")).first.click()
+        self.page.get_by_text("RUN_SUCCESS").first.wait_for()  # the run's event log has loaded
         self.page.wait_for_load_state("networkidle")
 
     def open_notebook(self, asset_name: str) -> Any:
@@ -225,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             walk.open_ui()
             walk.materialize(PIPELINE, PARTITION, assets=4)
             print(f"run of {PIPELINE} {PARTITION}: {walk.wait_for_run(PIPELINE)}")
-            walk.open_run(PIPELINE)
+            walk.open_run()
             walk.shot("run")
             notebook = walk.open_notebook(NOTEBOOK_ASSET)
+            notebook.get_by_text(NOTEBOOK_TITLE).first.wait_for()
             if args.shots is not None:
                 notebook.screenshot(path=str(args.shots / "notebook.png"))
             page.goto(f"{url}/asset-groups~group%3A%22{PIPELINE}%22", wait_until="networkidle")
