@@ -44,7 +44,7 @@ install: $(STAMP)
 dev: $(STAMP)
 	@home="$$(ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/ml-pipelines dagster-home)" || exit 1; \
 	echo "DAGSTER_HOME=$$home"; \
-	DAGSTER_HOME="$$home" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
+	VIRTUAL_ENV="$(CURDIR)/$(VENV)" DAGSTER_HOME="$$home" ML_PIPELINES_ENV="$(ML_PIPELINES_ENV)" $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
 
 test: $(STAMP) lint
 	$(VPY) -m pytest $(PYTEST_ARGS)

@@ -90,6 +90,7 @@ def dagster_dev(root: Path) -> Iterator[str]:
         "ML_PIPELINES_PROJECT_DIR": str(REPO),
         "ML_PIPELINES_HOME": str(home),
         "ML_PIPELINES_ENV": "LOCAL",
+        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),  # as `make dev` sets it for dg
     }
     env.pop("ML_PIPELINES_STORAGE_ROOT", None)
     log = open(root / "dagster-dev.log", "w")  # noqa: SIM115 (closed below)
