@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -52,11 +52,9 @@ def partition_key_for(pipeline: LoadedPipeline, text: str | None) -> str | None:
         return None
     if not text:
         raise RunCommandError(f"{pid} runs per date: give --date YYYY-MM-DD")
-    key = text
-    try:
+    key = text  # a partition key as written, unless it is an ISO date in another format
+    with suppress(ValueError):
         key = date.fromisoformat(text).strftime(partitions_def.fmt)
-    except ValueError:
-        pass
     try:
         window = partitions_def.time_window_for_partition_key(key)
     except Exception:  # noqa: BLE001 - Dagster raises several kinds for a malformed key

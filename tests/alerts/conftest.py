@@ -179,7 +179,7 @@ def _slack_handler(fake: FakeSlack):
             self.wfile.write(answer)
 
         def log_message(self, *args):
-            pass
+            """No request log on stderr."""
 
     return Handler
 

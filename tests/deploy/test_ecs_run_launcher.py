@@ -76,7 +76,7 @@ class _Metadata(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, *args):
-        pass
+        """No request log on stderr."""
 
 
 def _free_port() -> int:

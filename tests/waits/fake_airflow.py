@@ -144,7 +144,7 @@ def _handler(fake: FakeAirflow):
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
-            pass
+            """No request log on stderr."""
 
         def _send(self, status: int, body: dict | None) -> None:
             data = json.dumps(body).encode() if body is not None else b""
